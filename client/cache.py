@@ -1,0 +1,89 @@
+"""The de-identified feature cache in ``STATE/cache``: one file per (patient, modality) entry.
+
+Entries are named by a keyed digest of the input bytes and the feature recipe
+(:meth:`privacy.pseudonym.Pseudonymiser.cache_key`), so a changed file or a changed study setting
+simply misses, and a file name says nothing about the patient. Writes go to a temporary file and are
+renamed into place, so a crash never leaves a half-written entry that a later epoch would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+SUFFIX = ".pt"
+
+
+def _to_torch(value: Any) -> Any:
+    """numpy arrays become tensors so entries load with ``weights_only=True`` (no pickle execution)."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _to_torch(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_torch(v) for v in value]
+    return value
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, payload: Any) -> None:
+    atomic_write_bytes(path, json.dumps(payload, indent=1, sort_keys=True).encode())
+
+
+class FeatureCache:
+    """Content-addressed store of feature dicts (tensors, numbers, strings)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}{SUFFIX}"
+
+    def has(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def save(self, key: str, features: dict[str, Any]) -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        os.close(fd)
+        try:
+            torch.save(_to_torch(features), tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load(self, key: str) -> dict[str, Any]:
+        return torch.load(self.path(key), weights_only=True)
+
+    def keys(self) -> set[str]:
+        return {p.stem for p in self.root.glob(f"??/*{SUFFIX}")}
+
+    def prune(self, keep: Iterable[str]) -> int:
+        """Delete entries not in ``keep`` (inputs changed or patients left); returns how many."""
+        stale = self.keys() - set(keep)
+        for key in stale:
+            self.path(key).unlink(missing_ok=True)
+        return len(stale)

@@ -1,0 +1,202 @@
+"""One hospital: its data folder, its state, its configuration, and the path every patient walks.
+
+``polyclinic site check`` and ``site prepare`` and the Flower ClientApp all go through :meth:`Site.run`,
+so what the steward checks is exactly what training uses. The order of the path matters for privacy:
+identifiers are pseudonymised before anything is counted, consent is decided from the records before
+any image of that patient is decoded, and features only ever see de-identified content.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import modalities.genomics  # noqa: F401  (registers the modality)
+import modalities.imaging  # noqa: F401
+import modalities.records  # noqa: F401
+import privacy.dicom_deid  # noqa: F401  (registers the de-identifier)
+import privacy.fhir_scrub  # noqa: F401
+import privacy.genomics_deid  # noqa: F401
+from client.cache import FeatureCache
+from client.cohort import CohortManifest, PatientEntry, assign_split
+from client.site_config import SiteConfig, load_site_config, resolve_state
+from client.site_report import CacheCounts, ModalityCounts, SiteReport
+from compliance.consent import decide
+from modalities.base import Discovery, Item, ItemRejected, Modality, Rejection, create_modality
+from privacy.deidentify import DeidContext, deidentify
+from privacy.pseudonym import Pseudonymiser
+
+log = logging.getLogger(__name__)
+
+FEATURES_VERSION = "1"
+"""Part of every cache key: bump it when feature code changes so old entries are rebuilt, not trusted."""
+RECORDS = "records"
+MODALITY_ORDER = (RECORDS, "imaging", "genomics")
+"""Records first: consent and the label come from them, so a refusing patient's images are never decoded."""
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class _Patient:
+    items: dict[str, Item] = field(default_factory=dict)
+    entries: dict[str, str] = field(default_factory=dict)
+    label: int | None = None
+    sensitive: dict[str, str] = field(default_factory=dict)
+
+
+class Site:
+    """A hospital's data folder seen through one study."""
+
+    def __init__(self, root: Path, study: Any, state: Path | None = None, *,
+                 now: dt.datetime | None = None) -> None:
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: no such site folder; pass the folder holding imaging/, "
+                                    "records/ and genomics/")
+        self.root = root
+        self.study = study
+        self.config: SiteConfig
+        self.config, self.config_defaulted = load_site_config(root)
+        self.state = resolve_state(root, self.config, state)
+        self.now = now or dt.datetime.now(dt.timezone.utc)
+        self.modalities: dict[str, Modality] = {
+            name: create_modality(name, settings=getattr(study, name)) for name in MODALITY_ORDER}
+
+    @property
+    def cache(self) -> FeatureCache:
+        return FeatureCache(self.state / "cache")
+
+    def recipe(self, name: str) -> str:
+        """What a modality's cached features depend on besides the input bytes."""
+        settings = getattr(self.study, name)
+        return f"{FEATURES_VERSION}|{name}|{settings.model_dump_json()}"
+
+    def run(self, *, build_cache: bool, progress: Progress | None = None) -> SiteReport:
+        """Discover, pseudonymise, read, consent, de-identify and featurise every patient.
+
+        With ``build_cache`` the features are written to ``STATE/cache`` (reusing unchanged entries)
+        and the cohort manifest is saved; without it nothing but the site key is written.
+        """
+        started = time.perf_counter()
+        pseudonymiser = Pseudonymiser.for_state(self.state)
+        report = SiteReport(self.config.site.id, self.config_defaulted, self.config.consent.policy)
+        patients = self._discover(pseudonymiser, report, progress)
+        cache = self.cache if build_cache else None
+        if cache is not None:
+            report.cache = CacheCounts()
+        for done, (pseudonym, patient) in enumerate(sorted(patients.items()), start=1):
+            self._walk_patient(pseudonymiser, pseudonym, patient, report, cache)
+            if progress:
+                progress("patients", done, len(patients))
+        included = {p: pt for p, pt in patients.items() if pt.label is not None}
+        splits = assign_split({p: pt.label for p, pt in included.items()},
+                              self.study.split.validation_fraction, self.study.split.seed)
+        for pseudonym, patient in included.items():
+            report.patients.split[splits[pseudonym]] += 1
+            report.patients.by_combination["+".join(m for m in MODALITY_ORDER if m in patient.entries)] += 1
+        report.patients.included = len(included)
+        report.patients.positives = sum(pt.label or 0 for pt in included.values())
+        if cache is not None and report.cache is not None:
+            manifest = CohortManifest(
+                site_id=self.config.site.id, study=self.study.name,
+                patients=[PatientEntry(p, splits[p], pt.label or 0, pt.sensitive, pt.entries)
+                          for p, pt in sorted(included.items())])
+            manifest.save(self.state)
+            report.cache.pruned = cache.prune(manifest.keys())
+        report.seconds = time.perf_counter() - started
+        log.info("site %s: %s", report.site_id, report.counts())
+        return report
+
+    def _discover(self, pseudonymiser: Pseudonymiser, report: SiteReport,
+                  progress: Progress | None) -> dict[str, _Patient]:
+        patients: dict[str, _Patient] = {}
+        for name, modality in self.modalities.items():
+            folder = self.root / modality.folder
+            discovery = modality.discover(folder) if folder.is_dir() else Discovery(name)
+            if not folder.is_dir():
+                discovery.notes.append(f"no {modality.folder}/ folder: every patient lacks this modality")
+            report.modalities[name] = ModalityCounts(
+                found=discovery.found, items=len(discovery.items), skipped=dict(discovery.skipped),
+                notes=list(discovery.notes))
+            for rejection in discovery.rejections:
+                report.reject(name, rejection)
+            for item in discovery.items:
+                patients.setdefault(pseudonymiser.patient(item.patient_id), _Patient()).items[name] = item
+            if progress:
+                progress(f"discovered {name}", 1, 1)
+        report.patients.discovered = len(patients)
+        return patients
+
+    def _walk_patient(self, pseudonymiser: Pseudonymiser, pseudonym: str, patient: _Patient,
+                      report: SiteReport, cache: FeatureCache | None) -> None:
+        ctx = DeidContext(pseudonymiser, pseudonym, self.study.records.index_date)
+        record_item = patient.items.get(RECORDS)
+        if record_item is None:
+            report.patients.excluded["cohort.no-records"] += 1
+            return
+        content = self._read(RECORDS, record_item, report)
+        if content is None:
+            report.patients.excluded["cohort.records-rejected"] += 1
+            return
+        decision = decide(content.consents, self.config.consent.policy, self.now)
+        if not decision.allowed:
+            report.patients.consent_excluded[decision.code] += 1
+            return
+        for name in MODALITY_ORDER:
+            item = patient.items.get(name)
+            if item is None:
+                continue
+            preread = content if name == RECORDS else None
+            features = self._features(name, item, ctx, report, cache, preread)
+            if features is None:
+                continue
+            report.modalities[name].accepted += 1
+            if name == RECORDS:
+                patient.label = int(features["label"])
+                patient.sensitive = dict(features["sensitive"])
+            patient.entries[name] = pseudonymiser.cache_key(item.fingerprint, self.recipe(name))
+
+    def _read(self, name: str, item: Item, report: SiteReport) -> Any | None:
+        try:
+            return self.modalities[name].read(item)
+        except ItemRejected as exc:
+            report.reject(name, exc.rejection)
+        except Exception as exc:  # a library failing on a file must not stop the site: count it, go on
+            report.reject(name, _internal_error(name, item, exc))
+        return None
+
+    def _features(self, name: str, item: Item, ctx: DeidContext, report: SiteReport,
+                  cache: FeatureCache | None, preread: Any | None) -> dict[str, Any] | None:
+        key = ctx.pseudonymiser.cache_key(item.fingerprint, self.recipe(name))
+        if cache is not None and report.cache is not None and cache.has(key):
+            report.cache.reused += 1
+            return cache.load(key)
+        content = preread if preread is not None else self._read(name, item, report)
+        if content is None:
+            return None
+        try:
+            features = self.modalities[name].features(deidentify(name, content, ctx))
+        except ItemRejected as exc:
+            report.reject(name, exc.rejection)
+            return None
+        except Exception as exc:
+            report.reject(name, _internal_error(name, item, exc))
+            return None
+        if cache is not None and report.cache is not None:
+            cache.save(key, features)
+            report.cache.written += 1
+        return features
+
+
+def _internal_error(name: str, item: Item, exc: Exception) -> Rejection:
+    """An unexpected failure, reported by type only: library messages may echo identifying values."""
+    log.warning("%s: unexpected %s while processing an item (counted as a rejection)", name,
+                type(exc).__name__)
+    return Rejection(f"{name}.internal-error", item.where,
+                     f"unexpected {type(exc).__name__} while processing this input",
+                     "report this to the Polyclinic maintainers with the file, if you may share it")

@@ -1,0 +1,57 @@
+"""The study: one typed ``study.toml`` that every site and the coordinator share.
+
+Parsed once at the boundary into frozen settings; unknown keys are errors that name the key.
+The built-in default is the synthetic federation's study, so every command works without a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from pydantic import Field
+
+from modalities.genomics.settings import GenomicsSettings
+from modalities.imaging.settings import ImagingSettings
+from modalities.records.settings import RecordsSettings
+from modalities.settings import Settings, read_toml, validate_config
+from polyclinic.synth import vocabulary as vocab
+
+
+class SplitSettings(Settings):
+    """Patient-level stratified split: a patient's items never straddle train and validation."""
+
+    validation_fraction: float = Field(default=0.25, gt=0, lt=1)
+    seed: int = 0
+
+
+class Study(Settings):
+    name: str = "synthetic-lung"
+    imaging: ImagingSettings = ImagingSettings()
+    records: RecordsSettings
+    genomics: GenomicsSettings
+    split: SplitSettings = SplitSettings()
+
+
+def default_study() -> Study:
+    """The synthetic benchmark's study: lung cancer from CT, labs, comorbidities and a 64-gene panel."""
+    return Study(
+        records=RecordsSettings(
+            target_codes=vocab.TARGET_CODES,
+            labs=tuple(vocab.LABS),
+            comorbidities=tuple(f"{vocab.SNOMED}|{code}" for code in vocab.COMORBIDITIES),
+            index_date=dt.date.fromisoformat(vocab.INDEX_DATE),
+        ),
+        genomics=GenomicsSettings(patient_column=vocab.GENOMICS_PATIENT_COLUMN, gene_panel=vocab.GENE_PANEL),
+    )
+
+
+def load_study(path: Path | None) -> Study:
+    """Read ``study.toml``; sections left out keep the default study's values."""
+    if path is None:
+        return default_study()
+    data = read_toml(path)
+    base = default_study().model_dump(by_alias=True)
+    merged = {**base, **{k: ({**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v)
+                         for k, v in data.items()}}
+    return validate_config(Study, merged, path)
