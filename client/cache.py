@@ -8,6 +8,7 @@ renamed into place, so a crash never leaves a half-written entry that a later ep
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -64,16 +65,9 @@ class FeatureCache:
         return self.path(key).is_file()
 
     def save(self, key: str, features: dict[str, Any]) -> None:
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        os.close(fd)
-        try:
-            torch.save(_to_torch(features), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        torch.save(_to_torch(features), buffer)
+        atomic_write_bytes(self.path(key), buffer.getvalue())
 
     def load(self, key: str) -> dict[str, Any]:
         return torch.load(self.path(key), weights_only=True)

@@ -1,0 +1,42 @@
+"""The CLI contract for bad input: exit 2 and one line on stderr that names the problem."""
+
+import subprocess
+import sys
+
+import pytest
+
+from polyclinic.cli import main
+
+
+def test_missing_site_folder_exits_2_with_one_line(tmp_path, capsys):
+    assert main(["site", "check", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such site folder" in err[0]
+
+
+def test_broken_study_file_exits_2_naming_the_key(tmp_path, capsys):
+    study = tmp_path / "study.toml"
+    study.write_text("[genomics]\npatient-colum = 'x'\n")
+    (tmp_path / "site").mkdir()
+    assert main(["--study", str(study), "site", "check", str(tmp_path / "site")]) == 2
+    assert "genomics.patient-colum" in capsys.readouterr().err
+
+
+def test_broken_site_toml_exits_2(tmp_path, capsys):
+    (tmp_path / "site.toml").write_text("[consent]\npolicy = 'always'\n")
+    assert main(["site", "check", str(tmp_path)]) == 2
+    assert "consent.policy" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2():
+    result = subprocess.run([sys.executable, "-m", "polyclinic.cli", "synth", "out", "--sites", "0"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "must be at least 1" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["site", "check"], ["site", "prepare"]])
+def test_empty_site_is_a_clean_report_not_a_crash(tmp_path, capsys, command):
+    assert main([*command, str(tmp_path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 1 and '"discovered": 0' in out
+    assert "no site.toml" in err
