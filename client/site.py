@@ -27,8 +27,9 @@ from client.cohort import CohortManifest, PatientEntry, assign_split
 from client.site_config import SiteConfig, load_site_config, resolve_state
 from client.site_report import CacheCounts, ModalityCounts, SiteReport
 from compliance.consent import decide
-from modalities.base import Discovery, Item, ItemRejected, Modality, Rejection, create_modality
-from privacy.deidentify import DeidContext, deidentify
+from client.item_pipeline import ItemPipeline
+from modalities.base import Discovery, Item, Modality, Rejection, create_modality
+from privacy.deidentify import DeidContext
 from privacy.pseudonym import Pseudonymiser
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,9 @@ class Site:
         cache = self.cache if build_cache else None
         if cache is not None:
             report.cache = CacheCounts()
+        pipelines = {name: ItemPipeline(m, self.recipe(name), cache) for name, m in self.modalities.items()}
         for done, (pseudonym, patient) in enumerate(sorted(patients.items()), start=1):
-            self._walk_patient(pseudonymiser, pseudonym, patient, report, cache)
+            self._walk_patient(pseudonymiser, pseudonym, patient, report, pipelines)
             if progress:
                 progress("patients", done, len(patients))
         included = {p: pt for p, pt in patients.items() if pt.label is not None}
@@ -133,70 +135,35 @@ class Site:
         return patients
 
     def _walk_patient(self, pseudonymiser: Pseudonymiser, pseudonym: str, patient: _Patient,
-                      report: SiteReport, cache: FeatureCache | None) -> None:
-        ctx = DeidContext(pseudonymiser, pseudonym, self.study.records.index_date)
+                      report: SiteReport, pipelines: dict[str, ItemPipeline]) -> None:
         record_item = patient.items.get(RECORDS)
         if record_item is None:
             report.patients.excluded["cohort.no-records"] += 1
             return
-        content = self._read(RECORDS, record_item, report)
-        if content is None:
+        content = pipelines[RECORDS].read(record_item)
+        if isinstance(content, Rejection):
+            report.reject(RECORDS, content)
             report.patients.excluded["cohort.records-rejected"] += 1
             return
         decision = decide(content.consents, self.config.consent.policy, self.now)
         if not decision.allowed:
             report.patients.consent_excluded[decision.code] += 1
             return
+        ctx = DeidContext(pseudonymiser, pseudonym, self.study.records.index_date)
         for name in MODALITY_ORDER:
             item = patient.items.get(name)
             if item is None:
                 continue
-            preread = content if name == RECORDS else None
-            features = self._features(name, item, ctx, report, cache, preread)
-            if features is None:
+            outcome = pipelines[name].features(item, ctx, content if name == RECORDS else None)
+            if report.cache is not None:
+                report.cache.reused += outcome.cached
+                report.cache.written += outcome.written
+            if outcome.features is None:
+                if outcome.rejection is not None:
+                    report.reject(name, outcome.rejection)
                 continue
             report.modalities[name].accepted += 1
             if name == RECORDS:
-                patient.label = int(features["label"])
-                patient.sensitive = dict(features["sensitive"])
-            patient.entries[name] = pseudonymiser.cache_key(item.fingerprint, self.recipe(name))
-
-    def _read(self, name: str, item: Item, report: SiteReport) -> Any | None:
-        try:
-            return self.modalities[name].read(item)
-        except ItemRejected as exc:
-            report.reject(name, exc.rejection)
-        except Exception as exc:  # a library failing on a file must not stop the site: count it, go on
-            report.reject(name, _internal_error(name, item, exc))
-        return None
-
-    def _features(self, name: str, item: Item, ctx: DeidContext, report: SiteReport,
-                  cache: FeatureCache | None, preread: Any | None) -> dict[str, Any] | None:
-        key = ctx.pseudonymiser.cache_key(item.fingerprint, self.recipe(name))
-        if cache is not None and report.cache is not None and cache.has(key):
-            report.cache.reused += 1
-            return cache.load(key)
-        content = preread if preread is not None else self._read(name, item, report)
-        if content is None:
-            return None
-        try:
-            features = self.modalities[name].features(deidentify(name, content, ctx))
-        except ItemRejected as exc:
-            report.reject(name, exc.rejection)
-            return None
-        except Exception as exc:
-            report.reject(name, _internal_error(name, item, exc))
-            return None
-        if cache is not None and report.cache is not None:
-            cache.save(key, features)
-            report.cache.written += 1
-        return features
-
-
-def _internal_error(name: str, item: Item, exc: Exception) -> Rejection:
-    """An unexpected failure, reported by type only: library messages may echo identifying values."""
-    log.warning("%s: unexpected %s while processing an item (counted as a rejection)", name,
-                type(exc).__name__)
-    return Rejection(f"{name}.internal-error", item.where,
-                     f"unexpected {type(exc).__name__} while processing this input",
-                     "report this to the Polyclinic maintainers with the file, if you may share it")
+                patient.label = int(outcome.features["label"])
+                patient.sensitive = dict(outcome.features["sensitive"])
+            patient.entries[name] = pseudonymiser.cache_key(item.fingerprint, pipelines[name].recipe)

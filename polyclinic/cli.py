@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_synth(args: argparse.Namespace) -> int:
     from polyclinic.synth import generate
 
-    truth = generate(args.out, sites=args.sites, patients=args.patients, seed=args.seed)
+    try:
+        truth = generate(args.out, sites=args.sites, patients=args.patients, seed=args.seed)
+    except ValueError as exc:
+        raise ConfigError(f"synth: {exc}") from exc
     Console(stderr=True).print(f"wrote {len(truth.sites)} synthetic hospitals under {args.out}")
     return EXIT_OK
 
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"synth": _run_synth, "site": _run_site, "demo": _run_demo}
     try:
         return handlers[args.command](args)
-    except (ConfigError, FileNotFoundError, NotADirectoryError, UntrustedKeyError) as exc:
+    except (ConfigError, FileNotFoundError, FileExistsError, NotADirectoryError, UntrustedKeyError) as exc:
         print(f"polyclinic: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -30,8 +30,8 @@ def run_demo(args: argparse.Namespace, *, as_json: bool) -> int:
     truth = generate(sites_dir, sites=args.sites, patients=args.patients, seed=args.seed)
     study = load_study(args.study)
     reports: list[SiteReport] = []
-    for site_id in truth.sites:
-        site = Site(sites_dir / site_id, study, state_dir / site_id)
+    for site_truth in truth.sites:
+        site = Site(sites_dir / site_truth.id, study, state_dir / site_truth.id)
         with site_log(site.state), progress_bar(not as_json) as progress:
             reports.append(site.run(build_cache=True, progress=progress))
     seconds = time.perf_counter() - started

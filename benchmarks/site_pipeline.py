@@ -1,0 +1,142 @@
+"""Site pipeline throughput, measured side by side in one run on synthetic hospitals.
+
+* ``prepare_over_raw``: throughput of the imaging path of ``site prepare`` (header discovery,
+  fingerprinting, decoding, PS3.15 de-identification, MONAI transforms, cache write) divided by the
+  throughput of bare ``pydicom.dcmread(f).pixel_array`` over the same DICOM files. Target >= 0.7.
+* ``uncached_over_cached``: an epoch that reads, de-identifies and featurises every cohort item from
+  the raw files, divided by an epoch that loads the same features from the cache; per site kind
+  (``..._compressed`` on the RLE site, ``..._uncompressed`` on the others). Targets >= 20x / >= 5x.
+* ``site_prepare_seconds``: the whole ``Site.run(build_cache=True)`` per site, records and genomics
+  included, for context.
+
+Runs are interleaved and repeated; medians are reported. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pydicom
+
+from client.cache import FeatureCache
+from client.cohort import CohortManifest
+from client.item_pipeline import ItemPipeline
+from client.site import MODALITY_ORDER, Site
+from privacy.deidentify import DeidContext
+from privacy.pseudonym import Pseudonymiser
+from polyclinic.study import default_study
+from polyclinic.synth import generate
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def _raw_decode(files: list[Path]) -> None:
+    for path in files:
+        try:
+            pydicom.dcmread(path).pixel_array
+        except Exception:  # the deliberately broken files fail here too; both sides see the same files
+            pass
+
+
+def _imaging_prepare(site: Site, state: Path) -> int:
+    """The imaging share of ``site prepare``: discover, read, de-identify, featurise, write the cache."""
+    if state.exists():
+        shutil.rmtree(state)
+    pseudonymiser = Pseudonymiser.for_state(state)
+    modality = site.modalities["imaging"]
+    pipeline = ItemPipeline(modality, site.recipe("imaging"), FeatureCache(state / "cache"))
+    accepted = 0
+    for item in modality.discover(site.root / modality.folder).items:
+        pseudonym = pseudonymiser.patient(item.patient_id)
+        ctx = DeidContext(pseudonymiser, pseudonym, site.study.records.index_date)
+        accepted += pipeline.features(item, ctx).features is not None
+    return accepted
+
+
+def _epoch(site: Site, manifest: CohortManifest, cache: FeatureCache | None) -> int:
+    """One pass over the cohort's items: from the cache when given, else from the raw files."""
+    if cache is not None:
+        return sum(len(cache.load(key)) for p in manifest.patients for key in p.entries.values())
+    pseudonymiser = Pseudonymiser.for_state(site.state)
+    pipelines = {n: ItemPipeline(site.modalities[n], site.recipe(n), None) for n in MODALITY_ORDER}
+    wanted = {p.pseudonym: p.entries for p in manifest.patients}
+    done = 0
+    for name in MODALITY_ORDER:
+        modality = site.modalities[name]
+        folder = site.root / modality.folder
+        if not folder.is_dir():
+            continue
+        for item in modality.discover(folder).items:
+            pseudonym = pseudonymiser.patient(item.patient_id)
+            if name in wanted.get(pseudonym, {}):
+                ctx = DeidContext(pseudonymiser, pseudonym, site.study.records.index_date)
+                done += pipelines[name].features(item, ctx).features is not None
+    return done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    study = default_study()
+    work = Path(tempfile.mkdtemp(prefix="polyclinic-bench-"))
+    try:
+        truth = generate(work / "sites", sites=3, patients=args.patients, seed=0)
+        result: dict[str, object] = {"patients_per_site": args.patients, "repeats": args.repeats}
+        raw_t, prep_t, files_n = [], [], 0
+        sites = {t.id: Site(work / "sites" / t.id, study, work / "state" / t.id) for t in truth.sites}
+        files = {sid: sorted((s.root / "imaging").rglob("*.dcm")) for sid, s in sites.items()}
+        files_n = sum(len(f) for f in files.values())
+        for _ in range(args.repeats):
+            raw_t.append(sum(_timed(lambda f=f: _raw_decode(f)) for f in files.values()))
+            prep_t.append(sum(_timed(lambda s=s, sid=sid: _imaging_prepare(s, work / "img" / sid))
+                              for sid, s in sites.items()))
+        result.update(dicom_files=files_n, raw_seconds=statistics.median(raw_t),
+                      prepare_imaging_seconds=statistics.median(prep_t),
+                      prepare_over_raw=statistics.median(raw_t) / statistics.median(prep_t))
+        site_seconds = {}
+        for sid, site in sites.items():
+            site_seconds[sid] = _timed(lambda site=site: site.run(build_cache=True))
+        result["site_prepare_seconds"] = site_seconds
+        ratios: dict[str, list[float]] = {"compressed": [], "uncompressed": []}
+        for sid, site in sites.items():
+            manifest = CohortManifest.load(site.state)
+            kind = "compressed" if _is_compressed(files[sid]) else "uncompressed"
+            uncached, cached = [], []
+            for _ in range(args.repeats):
+                uncached.append(_timed(lambda: _epoch(site, manifest, None)))
+                cached.append(_timed(lambda: _epoch(site, manifest, site.cache)))
+            ratio = statistics.median(uncached) / statistics.median(cached)
+            result[f"uncached_over_cached_{sid}"] = ratio
+            ratios[kind].append(ratio)
+        result["uncached_over_cached_compressed"] = min(ratios["compressed"], default=None)
+        result["uncached_over_cached_uncompressed"] = min(ratios["uncompressed"], default=None)
+        result["uncached_over_cached"] = min(r for rs in ratios.values() for r in rs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result, sort_keys=True))
+
+
+def _is_compressed(files: list[Path]) -> bool:
+    for path in files:
+        try:
+            return pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID.is_compressed
+        except Exception:
+            continue
+    return False
+
+
+if __name__ == "__main__":
+    main()

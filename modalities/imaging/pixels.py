@@ -1,0 +1,142 @@
+"""Decoded DICOM pixels in one convention: float32 ``(frames, rows, cols)``, higher is brighter.
+
+Scanners store the same anatomy in many ways (signed or unsigned, rescaled, inverted MONOCHROME1,
+palette or YCbCr colour, one frame per file or hundreds per file). The model must see one kind of
+array, so every decoded dataset is brought to the modality's output units (Modality LUT or Rescale
+Slope/Intercept, e.g. Hounsfield units for CT), MONOCHROME1 is mirrored within its output range so
+that higher always means brighter, and colour becomes luminance (ITU-R BT.601 luma, the Y of YBR_FULL).
+
+Decoding goes through pydicom's decoders (``pydicom.pixels.get_decoder``). Verified here on real
+files (pydicom's bundled test data): native Implicit/Explicit VR Little Endian, Explicit VR Big
+Endian, Deflated Explicit VR Little Endian and RLE Lossless (pydicom itself); JPEG Baseline, JPEG
+Extended, JPEG Lossless (process 14 and SV1), JPEG-LS Lossless and Near-Lossless (pylibjpeg-libjpeg);
+JPEG 2000 and JPEG 2000 Lossless (pylibjpeg-openjpeg). HTJ2K (.201/.202/.203) is claimed by the
+pylibjpeg-openjpeg plugin but no HTJ2K file was at hand to verify it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
+from pydicom.pixels.utils import get_expected_length
+from pydicom.uid import UID
+
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSeries:
+    """One patient's chosen series: headers and the decoded image stack.
+
+    ``datasets`` are the files' headers in slice order; their pixel data elements are dropped once
+    decoded, because ``pixels`` holds the image (once in memory, and de-identification then copies
+    headers only). ``pixels`` is read-only so a de-identified copy can share it safely.
+    """
+
+    datasets: tuple[Dataset, ...]
+    pixels: np.ndarray
+
+
+class PixelError(Exception):
+    """Pixel data that cannot be turned into an image; ``reason`` is an imaging rejection reason."""
+
+    def __init__(self, reason: str, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.hint = reason, message, hint
+
+
+def decode_frames(ds: Dataset, tsyntax: UID) -> np.ndarray:
+    """The dataset's frames as float32 ``(frames, rows, cols)`` in output units, higher = brighter."""
+    if not tsyntax.is_encapsulated and "PixelData" in ds and len(ds.PixelData) < get_expected_length(ds):
+        raise PixelError("unreadable", "the pixel data is shorter than its header says (truncated file)",
+                         "re-export the file from the PACS; a partial copy is the usual cause")
+    try:
+        arr, info = get_decoder(tsyntax).as_array(ds)
+    except Exception as exc:  # noqa: BLE001 - codec errors come from C libraries in many types
+        raise PixelError("decode-failed", f"{tsyntax.name} pixel data could not be decoded "
+                         f"({type(exc).__name__})", "the compressed stream is likely corrupt; re-export it") from exc
+    photometric = str(info.get("photometric_interpretation", ds.get("PhotometricInterpretation", "")))
+    samples = int(info.get("samples_per_pixel", ds.get("SamplesPerPixel", 1)))
+    if photometric == "PALETTE COLOR":
+        arr, samples = apply_color_lut(arr, ds), 3
+    if arr.ndim == (2 if samples == 1 else 3):
+        arr = arr[np.newaxis]
+    if samples == 3:
+        frames = arr.astype(np.float32) @ _LUMA
+    else:
+        frames = _modality_units(arr, ds)
+        if photometric == "MONOCHROME1":
+            low, high = _output_range(arr, ds)
+            frames = (low + high) - frames
+    if arr.dtype.kind == "f" and not np.isfinite(frames).all():
+        raise PixelError("decode-failed", "the float pixel data holds NaN or infinite values",
+                         "re-export the image from the system that computed it")
+    return frames
+
+
+def _modality_units(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    """Modality LUT or Rescale Slope/Intercept, per frame when an enhanced IOD varies them.
+
+    pydicom's ``apply_rescale`` reads top-level attributes only and computes in float64; enhanced
+    multi-frame images keep them in functional groups, and float32 holds 16-bit values exactly.
+    """
+    if ds.get("ModalityLUTSequence"):
+        return apply_modality_lut(arr, ds).astype(np.float32)
+    slopes, intercepts = _rescale(ds, arr.shape[0])
+    frames = arr.astype(np.float32)
+    if np.any(slopes != 1) or np.any(intercepts != 0):
+        frames = frames * slopes + intercepts
+    return frames
+
+
+def _rescale(ds: Dataset, count: int) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [(_number(frame_attribute(ds, "RescaleSlope", i), 1.0),
+              _number(frame_attribute(ds, "RescaleIntercept", i), 0.0)) for i in range(count)]
+    values = np.array(pairs, dtype=np.float32).reshape(count, 2, 1, 1)
+    return values[:, 0], values[:, 1]
+
+
+def _output_range(arr: np.ndarray, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest representable output values (per frame), the mirror for MONOCHROME1."""
+    if arr.dtype.kind == "f":
+        return np.float32(arr.min()), np.float32(arr.max())
+    if ds.get("ModalityLUTSequence"):
+        entries, first = ds.ModalityLUTSequence[0].LUTDescriptor[:2]
+        mapped = apply_modality_lut(np.arange(first, first + (entries or 1 << 16)), ds)
+        return np.float32(mapped.min()), np.float32(mapped.max())
+    bits = int(ds.get("BitsStored", arr.dtype.itemsize * 8))
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    stored = np.array([-(1 << (bits - 1)), (1 << (bits - 1)) - 1] if signed else [0, (1 << bits) - 1])
+    slopes, intercepts = _rescale(ds, arr.shape[0])
+    ends = stored.astype(np.float32) * slopes + intercepts
+    return ends.min(axis=-1, keepdims=True), ends.max(axis=-1, keepdims=True)
+
+
+def frame_attribute(ds: Dataset, keyword: str, frame: int = 0) -> Any:
+    """An attribute wherever the IOD keeps it: top level (classic images), else the frame's
+    per-frame functional groups, else the shared functional groups (enhanced multi-frame)."""
+    if keyword in ds:
+        return ds[keyword].value
+    groups = []
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame and frame < len(per_frame):
+        groups.append(per_frame[frame])
+    if ds.get("SharedFunctionalGroupsSequence"):
+        groups.append(ds.SharedFunctionalGroupsSequence[0])
+    for group in groups:
+        for macro in group:
+            if macro.VR == "SQ" and macro.value and keyword in macro.value[0]:
+                return macro.value[0][keyword].value
+    return None
+
+
+def _number(value: Any, default: float) -> float:
+    try:
+        return float(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default

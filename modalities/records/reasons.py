@@ -1,0 +1,40 @@
+"""Every way a FHIR input can be set aside, in one place: stable codes the data steward can look up.
+
+Codes are ``records.<reason>``; the Site counts them, the audit trail stores them and the steward's
+report explains them with this table, so a code never changes meaning once released.
+"""
+
+from __future__ import annotations
+
+from modalities.base import Rejection
+
+MODALITY = "records"
+
+REASONS: dict[str, str] = {
+    "records.invalid-json": "the file (or the NDJSON line, ``#line=N``) is not valid UTF-8 JSON",
+    "records.not-fhir": "JSON that is not a FHIR resource: no known ``resourceType``, or not an object",
+    "records.invalid-resource": (
+        "a Patient, Observation, Condition or Consent that validates as neither FHIR R5 nor R4/R4B; "
+        "the message lists the failing elements and error kinds"
+    ),
+    "records.orphan-resource": "an Observation, Condition or Consent that refers to no Patient found here",
+    "records.duplicate-patient": (
+        "a second Patient resource with the same medical record number or id; the first in file order is kept"
+    ),
+    "records.no-patient-id": "a Patient with neither an MR identifier nor an id, so nothing can link to it",
+    "records.empty-file": "a file with no resources: empty, blank lines only or a Bundle without entries",
+    "records.unsupported-format": "a file that is neither ``*.json`` nor ``*.ndjson`` (e.g. FHIR XML)",
+    "records.not-deidentified": (
+        "features were asked of a record that still identifies the patient: a bug in the caller, not the data"
+    ),
+    "records.unreadable": "a file or folder that cannot be read (permissions, dangling link)",
+    "records.symlink-loop": "a folder reached twice through symbolic links",
+}
+
+
+def reject(reason: str, where: str, message: str, hint: str = "") -> Rejection:
+    """A Rejection with a code from :data:`REASONS` (a typo is a programming error, caught at once)."""
+    code = f"{MODALITY}.{reason}"
+    if code not in REASONS:
+        raise KeyError(f"undocumented rejection code {code!r}; add it to REASONS")
+    return Rejection(code, where, message, hint)

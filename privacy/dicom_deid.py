@@ -1,0 +1,217 @@
+"""DICOM de-identification per PS3.15 Annex E, Basic Application Level Confidentiality Profile.
+
+Every header of a series is rebuilt, never edited in place, by walking its elements (and, recursively,
+every sequence item) through one action table (Table E.1-1 actions):
+
+``X`` remove · ``Z`` keep the attribute with an empty value · ``D`` replace with a dummy value of the
+same VR · ``U`` replace the UID by the site's keyed pseudonym UID · ``K`` keep.
+
+Where the profile offers a choice (``X/Z``, ``X/D``, ``Z/D``, ``X/Z/U*``) the strictest one the IODs
+allow is used: ``Z`` only for attributes that are Type 2 in common image IODs, ``D`` for Type 1.
+Beyond the table, and because identifying data turns up where no table expects it:
+
+* all private attributes, curves (50xx) and overlays (60xx) are removed (no Retain Safe Private option);
+* every UID not registered by DICOM (root ``1.2.840.10008.``) is remapped, whatever attribute holds it,
+  so study, series, instance, frame-of-reference and every referenced UID stay linked across files;
+* any other person name, date, date-time or time is removed, as are public attributes the data
+  dictionary does not know (their content cannot be judged).
+
+Not handled, and why images carrying them are rejected earlier: identity burned into pixels
+(``imaging.burned-in-annotation``). Values the table keeps (e.g. Manufacturer) are not identifying.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydicom import config
+from pydicom.charset import convert_encodings
+from pydicom.datadict import DicomDictionary, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+from pydicom.uid import UID
+
+from modalities.imaging import ImageSeries
+from modalities.imaging.headers import transfer_syntax
+from privacy.deidentify import DeidContext, register_deidentifier
+
+DEID_METHOD = "DICOM PS3.15 E.1 Basic Profile (polyclinic)"
+BASIC_PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
+DICOM_UID_ROOT = "1.2.840.10008."
+
+_REMOVE = """
+AcquisitionComments AcquisitionContextSequence AcquisitionDate AcquisitionDateTime
+AcquisitionDeviceProcessingDescription AcquisitionProtocolDescription AcquisitionTime
+ActualHumanPerformersSequence AdditionalPatientHistory AdmissionID AdmittingDate
+AdmittingDiagnosesCodeSequence AdmittingDiagnosesDescription AdmittingTime AffectedSOPInstanceUID
+Allergies Arbitrary AuthorObserverSequence BranchOfService CassetteID CommentsOnRadiationDose
+CommentsOnThePerformedProcedureStep ConfidentialityConstraintOnPatientDataDescription ContentSequence
+ContentCreatorIdentificationCodeSequence ContributionDateTime ContributionDescription CountryOfResidence
+CurrentPatientLocation CurveDate CurveTime CustodialOrganizationSequence DataSetTrailingPadding
+DateOfLastCalibration DerivationDescription DetectorID DeviceSerialNumber DigitalSignatureUID
+DigitalSignaturesSequence DischargeDiagnosisDescription DistributionAddress DistributionName
+EndAcquisitionDateTime EthnicGroup FrameComments GantryID GeneratorID HumanPerformerName
+HumanPerformerOrganization IconImageSequence IdentifyingComments ImageComments
+ImagePresentationComments ImagingServiceRequestComments Impressions InstanceCreationDate
+InstanceCreationTime InstitutionAddress InstitutionCodeSequence InstitutionName
+InstitutionalDepartmentName InsurancePlanIdentification IntendedRecipientsOfResultsIdentificationSequence
+InterpretationApproverSequence InterpretationAuthor InterpretationDiagnosisDescription
+InterpretationIDIssuer InterpretationRecorder InterpretationText InterpretationTranscriber
+IssuerOfAdmissionID IssuerOfAdmissionIDSequence IssuerOfPatientID IssuerOfPatientIDQualifiersSequence
+LastMenstrualDate MAC MedicalAlerts MedicalRecordLocator MilitaryRank ModifiedAttributesSequence
+ModifiedImageDescription ModifyingDeviceID NameOfPhysiciansReadingStudy NamesOfIntendedRecipientsOfResults
+Occupation OperatorIdentificationSequence OperatorsName OrderCallbackPhoneNumber OrderEnteredBy
+OrderEntererLocation OriginalAttributesSequence OtherPatientIDs OtherPatientIDsSequence OtherPatientNames
+OverlayDate OverlayTime ParticipantSequence PatientAddress PatientAge PatientBirthName PatientBirthTime
+PatientComments PatientInstitutionResidence PatientInsurancePlanCodeSequence PatientMotherBirthName
+PatientPrimaryLanguageCodeSequence PatientPrimaryLanguageModifierCodeSequence PatientReligiousPreference
+PatientSexNeutered PatientSize PatientState PatientTelephoneNumbers PatientTransportArrangements
+PatientWeight PerformedLocation PerformedProcedureStepDescription PerformedProcedureStepEndDate
+PerformedProcedureStepEndTime PerformedProcedureStepID PerformedProcedureStepStartDate
+PerformedProcedureStepStartTime PerformedStationAETitle PerformedStationGeographicLocationCodeSequence
+PerformedStationName PerformedStationNameCodeSequence PerformingPhysicianIdentificationSequence
+PerformingPhysicianName PersonAddress PersonIdentificationCodeSequence PersonTelephoneNumbers
+PhysicianApprovingInterpretation PhysiciansOfRecord PhysiciansOfRecordIdentificationSequence
+PhysiciansReadingStudyIdentificationSequence PlateID PreMedication PregnancyStatus ProtocolName
+ReasonForStudy ReasonForTheImagingServiceRequest ReferencedDigitalSignatureSequence
+ReferencedPatientAliasSequence ReferencedPatientPhotoSequence ReferencedPatientSequence
+ReferencedSOPInstanceMACSequence ReferencedStudySequence ReferringPhysicianAddress
+ReferringPhysicianIdentificationSequence ReferringPhysicianTelephoneNumbers RegionOfResidence
+RequestAttributesSequence RequestedContrastAgent RequestedProcedureComments RequestedProcedureDescription
+RequestedProcedureID RequestedProcedureLocation RequestingPhysician RequestingService
+ResponsibleOrganization ResponsiblePerson ResultsComments ResultsDistributionListSequence ResultsIDIssuer
+ReviewerName ScheduledHumanPerformersSequence ScheduledPatientInstitutionResidence
+ScheduledPerformingPhysicianIdentificationSequence ScheduledPerformingPhysicianName
+ScheduledProcedureStepDescription ScheduledProcedureStepEndDate ScheduledProcedureStepEndTime
+ScheduledProcedureStepID ScheduledProcedureStepLocation ScheduledProcedureStepStartDate
+ScheduledProcedureStepStartTime ScheduledStationAETitle ScheduledStationGeographicLocationCodeSequence
+ScheduledStationName ScheduledStationNameCodeSequence ScheduledStudyLocation ScheduledStudyLocationAETitle
+SeriesDate SeriesDescription SeriesTime ServiceEpisodeDescription ServiceEpisodeID SmokingStatus
+SourceApplicationEntityTitle SpecialNeeds StartAcquisitionDateTime StationName StudyComments
+StudyDescription StudyIDIssuer TextComments TextString TimeOfLastCalibration TimezoneOffsetFromUTC
+TopicAuthor TopicKeywords TopicSubject TopicTitle VisitComments
+"""
+_EMPTY = """
+AccessionNumber ContentCreatorName ContentDate ContentTime ContrastBolusAgent
+FillerOrderNumberImagingServiceRequest PatientBirthDate PatientID PatientName PatientSex
+PlacerOrderNumberImagingServiceRequest ReferringPhysicianName StudyDate StudyID StudyTime
+VerifyingObserverIdentificationCodeSequence
+"""
+_DUMMY = "PersonName VerificationDateTime VerifyingObserverName VerifyingObserverSequence VerifyingOrganization"
+_UID = """
+ConcatenationUID DeviceUID DimensionOrganizationUID DoseReferenceUID FiducialUID FrameOfReferenceUID
+InstanceCreatorUID IrradiationEventUID MediaStorageSOPInstanceUID ReferencedFrameOfReferenceUID
+ReferencedSOPInstanceUID RelatedFrameOfReferenceUID SeriesInstanceUID SOPInstanceUID StorageMediaFileSetUID
+StudyInstanceUID SynchronizationFrameOfReferenceUID TemplateExtensionCreatorUID
+TemplateExtensionOrganizationUID TrackingUID TransactionUID UID
+"""
+_KEEP = "CodingSchemeUID"  # names a code system (e.g. SNOMED CT's OID), never an instance
+
+
+def _table(**groups: str) -> dict[int, str]:
+    table = {}
+    for action, keywords in groups.items():
+        for keyword in keywords.split():
+            tag = tag_for_keyword(keyword)
+            if tag is None:
+                raise KeyError(f"{keyword!r} is not in pydicom's data dictionary; fix the action table")
+            table[tag] = action
+    return table
+
+
+ACTIONS: dict[int, str] = _table(X=_REMOVE, Z=_EMPTY, D=_DUMMY, U=_UID, K=_KEEP)
+"""PS3.15 Table E.1-1 actions by tag (the strictest allowed choice where the profile offers several)."""
+
+_DUMMIES = {"DA": "19000101", "TM": "000000", "DT": "19000101000000", "PN": "ANONYMOUS",
+            "IS": "0", "DS": "0", "CS": "ANONYMOUS"}
+_CATCH_ALL_REMOVE = {"PN", "DA", "DT", "TM"}
+_CODE_TAGS = (0x00080100, 0x00080102, 0x00080104)  # CodeValue, CodingSchemeDesignator, CodeMeaning
+
+
+@register_deidentifier("imaging")
+def deidentify_series(series: ImageSeries, ctx: DeidContext) -> ImageSeries:
+    """De-identified copies of every header; the read-only pixel array is shared, not copied."""
+    deid = Deidentifier(ctx)
+    return ImageSeries(tuple(deid.dataset(ds) for ds in series.datasets), series.pixels)
+
+
+class Deidentifier:
+    """Applies the profile to the headers of one series with one context.
+
+    UIDs shared by the series (study, series, frame of reference) are pseudonymised once per
+    instance rather than once per file; the memo lives only as long as the series' de-identification.
+    """
+
+    def __init__(self, ctx: DeidContext) -> None:
+        self.ctx = ctx
+        self._uids: dict[str, UID] = {}
+
+    def dataset(self, ds: Dataset) -> Dataset:
+        """A new data set holding the profile's view of ``ds``; ``ds`` itself is left as it was."""
+        kept = self._clean(ds, convert_encodings(ds.get("SpecificCharacterSet") or "ISO_IR 6"))
+        method = Dataset({tag: _element(tag, value) for tag, value in zip(_CODE_TAGS, BASIC_PROFILE_CODE)})
+        for tag, value in ((0x00100010, self.ctx.pseudonym), (0x00100020, self.ctx.pseudonym),
+                           (0x00120062, "YES"), (0x00120063, DEID_METHOD), (0x00120064, Sequence([method])),
+                           (0x00280303, "REMOVED")):
+            kept[BaseTag(tag)] = _element(tag, value)
+        clean = Dataset(kept)
+        meta = {0x00020010: transfer_syntax(ds)}
+        for meta_tag, tag in ((0x00020002, 0x00080016), (0x00020003, 0x00080018)):
+            if tag in kept:
+                meta[meta_tag] = clean[tag].value
+        clean.file_meta = FileMetaDataset({BaseTag(t): _element(t, v) for t, v in meta.items()})
+        return clean
+
+    def _clean(self, ds: Dataset, encoding: str | list[str]) -> dict[BaseTag, DataElement | RawDataElement]:
+        """One level of ``ds`` through the action table, recursing into sequence items.
+
+        Kept elements are collected into a plain dict handed to ``Dataset``, the way pydicom's reader
+        builds data sets: undecoded (raw) elements are immutable and shared, so keeping the ~90% of a
+        header that needs no action costs a dict insert, not a decode and a copy.
+        """
+        if "SpecificCharacterSet" in ds:
+            encoding = convert_encodings(ds.SpecificCharacterSet)
+        kept: dict[BaseTag, DataElement | RawDataElement] = {}
+        for tag, elem in ds.items():
+            key = int(tag)  # plain int: BaseTag's Python-level __eq__ would slow every dict lookup
+            group = key >> 16
+            if group & 1 or key & 0xFFFF == 0 or group & 0xFF00 in (0x5000, 0x6000):
+                continue  # private, group length, curve or overlay
+            entry = DicomDictionary.get(key)
+            action = ACTIONS.get(key)
+            if entry is None or action == "X" or (action is None and entry[0] in _CATCH_ALL_REMOVE):
+                continue
+            vr = entry[0]
+            if action == "Z":
+                kept[tag] = _element(tag, [] if vr == "SQ" else empty_value_for_VR(vr), vr)
+            elif action == "D" and vr != "SQ":
+                kept[tag] = _element(tag, _DUMMIES.get(vr, "ANONYMIZED"), vr)
+            elif vr == "SQ":
+                items = [Dataset(self._clean(item, encoding), parent_encoding=encoding)
+                         for item in ds[tag].value or []]
+                kept[tag] = _element(tag, Sequence(items), vr)
+            elif vr == "UI" and action != "K":
+                kept[tag] = _element(tag, self._remap(ds[tag].value), vr)
+            elif isinstance(elem, RawDataElement):
+                kept[tag] = elem
+            else:
+                kept[tag] = DataElement(tag, elem.VR, copy.copy(elem.value))
+        return kept
+
+    def _remap(self, value: Any) -> Any:
+        """Pseudonymise non-DICOM UIDs (one value or several); DICOM-registered ones name classes."""
+        if not isinstance(value, str):
+            return [self._remap(v) for v in value]
+        if not value or value.startswith(DICOM_UID_ROOT):
+            return value
+        if value not in self._uids:
+            self._uids[value] = UID(self.ctx.pseudonymiser.uid(value))
+        return self._uids[value]
+
+
+def _element(tag: int, value: Any, vr: str | None = None) -> DataElement:
+    """An element whose value this module produced (known valid), so pydicom's validation is skipped."""
+    return DataElement(tag, vr or DicomDictionary[tag][0], value, validation_mode=config.IGNORE)
