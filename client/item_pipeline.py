@@ -32,6 +32,9 @@ class ItemPipeline:
         self.recipe = recipe
         self.cache = cache
 
+    def cache_key(self, item: Item, ctx: DeidContext) -> str:
+        return ctx.pseudonymiser.cache_key(ctx.pseudonym, item.fingerprint, self.recipe)
+
     def read(self, item: Item) -> Any | Rejection:
         """The item's content, still identifying: only consent decisions and de-identification see it."""
         try:
@@ -43,7 +46,7 @@ class ItemPipeline:
 
     def features(self, item: Item, ctx: DeidContext, content: Any | None = None) -> Outcome:
         """Features from the cache when the inputs and recipe are unchanged, else computed (and cached)."""
-        key = ctx.pseudonymiser.cache_key(item.fingerprint, self.recipe)
+        key = self.cache_key(item, ctx)
         if self.cache is not None and self.cache.has(key):
             return Outcome(self.cache.load(key), cached=True)
         if content is None:

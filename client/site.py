@@ -166,4 +166,4 @@ class Site:
             if name == RECORDS:
                 patient.label = int(outcome.features["label"])
                 patient.sensitive = dict(outcome.features["sensitive"])
-            patient.entries[name] = pseudonymiser.cache_key(item.fingerprint, pipelines[name].recipe)
+            patient.entries[name] = pipelines[name].cache_key(item, ctx)

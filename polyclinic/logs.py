@@ -11,10 +11,24 @@ from contextlib import contextmanager
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+OWN_PACKAGES = ("polyclinic", "client", "server", "modalities", "privacy", "compliance")
+
+
+class OwnPackagesOnly(logging.Filter):
+    """Passes only this project's log records.
+
+    Third-party libraries log what they see: pydicom's warnings quote element values (a malformed
+    birth date) and file paths, which may identify a patient. Our own lines carry counts and codes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.split(".")[0] in OWN_PACKAGES
 
 
 def configure_stderr(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=FORMAT)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(OwnPackagesOnly())
 
 
 @contextmanager
@@ -26,6 +40,7 @@ def site_log(state: Path) -> Iterator[Path]:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.setLevel(logging.INFO)
+    handler.addFilter(OwnPackagesOnly())
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)

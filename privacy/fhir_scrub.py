@@ -5,8 +5,9 @@ A deny-list would have to foresee every place a name or number can hide (``conta
 consent forms); an allow-list keeps coded clinical content, the dates features depend on, and nothing
 else. The patient keeps gender and the US Core race extension (a fairness attribute); the birth date
 becomes an age at the study's index date; every resource id is replaced by a keyed pseudonym-derived
-id and every patient reference by ``Patient/<pseudonym>``. The result is re-validated with the same
-release's fhir.resources model, so it is still well-formed FHIR.
+id and every patient reference by ``Patient/<pseudonym>``; a consent provision's actors and data keep
+only their role and target type, so a provision narrowed to someone still reads as narrowed. The
+result is re-validated with the same release's fhir.resources model, so it is still well-formed FHIR.
 """
 
 from __future__ import annotations

@@ -45,6 +45,9 @@ class Pseudonymiser:
         """A short keyed digest standing in for a file path or resource id in logs and STATE."""
         return self._digest("ref", text).hex()[:12]
 
-    def cache_key(self, fingerprint: str, recipe: str) -> str:
-        """Name of a cache entry: changes when the input bytes or the feature recipe change."""
-        return self._digest("cache", f"{fingerprint}\0{recipe}").hex()
+    def cache_key(self, pseudonym: str, fingerprint: str, recipe: str) -> str:
+        """Name of a patient's cache entry: changes when the input bytes or the feature recipe change.
+
+        The pseudonym is part of it because one input file can hold many patients (a genomics table).
+        """
+        return self._digest("cache", f"{pseudonym}\0{fingerprint}\0{recipe}").hex()

@@ -20,7 +20,14 @@ from modalities.base import Discovery, Item, Rejection, register_modality
 from modalities.files import fingerprint, relative, walk_files
 from modalities.imaging.grouping import plan_series
 from modalities.imaging.headers import Header, open_dataset, scan, transfer_syntax
-from modalities.imaging.pixels import PIXEL_KEYWORDS, ImageSeries, PixelError, decode_frames, frame_attribute
+from modalities.imaging.pixels import (
+    PIXEL_KEYWORDS,
+    ImageSeries,
+    PixelError,
+    decode_frames,
+    frame_attribute,
+    frame_count,
+)
 from modalities.imaging.reasons import rejected, rejection
 from modalities.imaging.settings import ImagingSettings
 from modalities.imaging.transforms import image_pipeline
@@ -75,29 +82,36 @@ class ImagingModality:
         return discovery
 
     def read(self, item: Item) -> ImageSeries:
-        """Decode the item's files once each; raises ItemRejected when one of them cannot be used."""
+        """Decode the item's files once each into one float32 stack; raises ItemRejected when a file
+        cannot be used. The stack is allocated once, sized on the first file (every file of a series
+        normally has as many frames), and only grown when a file has more."""
         paths: tuple[Path, ...] = item.payload
-        datasets, stacks = [], []
+        datasets: list[Dataset] = []
+        stack: np.ndarray | None = None
+        filled = 0
         for path in paths:
             where = item.where if len(paths) == 1 else f"{item.where}#{path.name}"
             try:
                 with open(path, "rb") as fh:
                     ds, _ = open_dataset(fh, header_only=False)
-                frames = decode_frames(ds, transfer_syntax(ds))
+                count, shape = frame_count(ds), (int(ds.Rows), int(ds.Columns))
+                if stack is None:
+                    stack = np.empty((count * len(paths), *shape), dtype=np.float32)
+                elif filled + count > len(stack):
+                    stack = np.concatenate([stack[:filled], np.empty((count, *stack.shape[1:]), np.float32)])
+                decode_frames(ds, transfer_syntax(ds), out=stack[filled:filled + count])
             except PixelError as exc:
                 raise rejected(exc.reason, where, exc.message, exc.hint) from None
             except Exception as exc:  # noqa: BLE001 - any bytes reach the parser; its messages may echo values
                 raise rejected("unreadable", where, f"the file can no longer be read ({type(exc).__name__})",
                                "it changed or broke after discovery; run the check again") from None
-            if stacks and frames.shape[1:] != stacks[0].shape[1:]:
-                raise rejected("inconsistent-series", where, "the decoded slice size differs from the "
-                               "series' first slice", "the file changed after discovery; run the check again")
+            filled += count
             for keyword in PIXEL_KEYWORDS:
                 if keyword in ds:
                     del ds[keyword]
             datasets.append(ds)
-            stacks.append(frames)
-        pixels = np.concatenate(stacks) if len(stacks) > 1 else stacks[0]
+        assert stack is not None  # discover never yields an item without files
+        pixels = stack[:filled]
         pixels.flags.writeable = False
         return ImageSeries(tuple(datasets), pixels)
 

@@ -50,8 +50,20 @@ class PixelError(Exception):
         self.reason, self.message, self.hint = reason, message, hint
 
 
-def decode_frames(ds: Dataset, tsyntax: UID) -> np.ndarray:
-    """The dataset's frames as float32 ``(frames, rows, cols)`` in output units, higher = brighter."""
+def frame_count(ds: Dataset) -> int:
+    """Frames in the dataset's pixel data (NumberOfFrames; absent, empty or 0 means one)."""
+    try:
+        return max(int(ds.get("NumberOfFrames") or 1), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def decode_frames(ds: Dataset, tsyntax: UID, out: np.ndarray | None = None) -> np.ndarray:
+    """The dataset's frames as float32 ``(frames, rows, cols)`` in output units, higher = brighter.
+
+    With ``out`` (a float32 array of that shape, e.g. a slice of the series' stack) the result is
+    written there directly: for a 512x512 CT each extra temporary costs as much as decoding.
+    """
     if not tsyntax.is_encapsulated and "PixelData" in ds and len(ds.PixelData) < get_expected_length(ds):
         raise PixelError("unreadable", "the pixel data is shorter than its header says (truncated file)",
                          "re-export the file from the PACS; a partial copy is the usual cause")
@@ -66,35 +78,46 @@ def decode_frames(ds: Dataset, tsyntax: UID) -> np.ndarray:
         arr, samples = apply_color_lut(arr, ds), 3
     if arr.ndim == (2 if samples == 1 else 3):
         arr = arr[np.newaxis]
+    if out is None:
+        out = np.empty(arr.shape[:3], dtype=np.float32)
+    elif out.shape != arr.shape[:3]:
+        raise PixelError("inconsistent-series", f"decoded {arr.shape[:3]} frames where the series expects "
+                         f"{out.shape}", "the file changed after discovery; run the check again")
     if samples == 3:
-        frames = arr.astype(np.float32) @ _LUMA
+        np.matmul(arr, _LUMA, out=out, casting="unsafe")
     else:
-        frames = _modality_units(arr, ds)
+        _modality_units(arr, ds, out)
         if photometric == "MONOCHROME1":
             low, high = _output_range(arr, ds)
-            frames = (low + high) - frames
-    if arr.dtype.kind == "f" and not np.isfinite(frames).all():
+            np.subtract(low + high, out, out=out)
+    if arr.dtype.kind == "f" and not np.isfinite(out).all():
         raise PixelError("decode-failed", "the float pixel data holds NaN or infinite values",
                          "re-export the image from the system that computed it")
-    return frames
+    return out
 
 
-def _modality_units(arr: np.ndarray, ds: Dataset) -> np.ndarray:
-    """Modality LUT or Rescale Slope/Intercept, per frame when an enhanced IOD varies them.
+def _modality_units(arr: np.ndarray, ds: Dataset, out: np.ndarray) -> None:
+    """Modality LUT or Rescale Slope/Intercept into ``out``, per frame when an enhanced IOD varies them.
 
     pydicom's ``apply_rescale`` reads top-level attributes only and computes in float64; enhanced
     multi-frame images keep them in functional groups, and float32 holds 16-bit values exactly.
     """
     if ds.get("ModalityLUTSequence"):
-        return apply_modality_lut(arr, ds).astype(np.float32)
+        out[...] = apply_modality_lut(arr, ds)
+        return
     slopes, intercepts = _rescale(ds, arr.shape[0])
-    frames = arr.astype(np.float32)
-    if np.any(slopes != 1) or np.any(intercepts != 0):
-        frames = frames * slopes + intercepts
-    return frames
+    if np.any(slopes != 1):
+        np.multiply(arr, slopes, out=out, casting="unsafe")
+    else:
+        np.copyto(out, arr, casting="unsafe")
+    if np.any(intercepts != 0):
+        out += intercepts
 
 
 def _rescale(ds: Dataset, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame (slope, intercept) shaped ``(frames, 1, 1)``; a classic image has one pair for all."""
+    if "RescaleSlope" in ds or "RescaleIntercept" in ds or "PerFrameFunctionalGroupsSequence" not in ds:
+        count = 1
     pairs = [(_number(frame_attribute(ds, "RescaleSlope", i), 1.0),
               _number(frame_attribute(ds, "RescaleIntercept", i), 0.0)) for i in range(count)]
     values = np.array(pairs, dtype=np.float32).reshape(count, 2, 1, 1)
@@ -104,11 +127,11 @@ def _rescale(ds: Dataset, count: int) -> tuple[np.ndarray, np.ndarray]:
 def _output_range(arr: np.ndarray, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Lowest and highest representable output values (per frame), the mirror for MONOCHROME1."""
     if arr.dtype.kind == "f":
-        return np.float32(arr.min()), np.float32(arr.max())
+        return np.array(arr.min(), np.float32), np.array(arr.max(), np.float32)
     if ds.get("ModalityLUTSequence"):
         entries, first = ds.ModalityLUTSequence[0].LUTDescriptor[:2]
         mapped = apply_modality_lut(np.arange(first, first + (entries or 1 << 16)), ds)
-        return np.float32(mapped.min()), np.float32(mapped.max())
+        return np.array(mapped.min(), np.float32), np.array(mapped.max(), np.float32)
     bits = int(ds.get("BitsStored", arr.dtype.itemsize * 8))
     signed = int(ds.get("PixelRepresentation", 0)) == 1
     stored = np.array([-(1 << (bits - 1)), (1 << (bits - 1)) - 1] if signed else [0, (1 << bits) - 1])

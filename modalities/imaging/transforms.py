@@ -25,7 +25,7 @@ from monai.transforms import (
 from modalities.imaging.settings import ImagingSettings
 
 PERCENTILES = (1.0, 99.0)
-"""Without a window, each image is scaled between these percentiles of its own central slice."""
+"""Without a window, each image is scaled between these percentiles of its own resized central slice."""
 
 
 class CentralSlice(Transform):
@@ -39,7 +39,7 @@ class CentralSlice(Transform):
         if img.ndim != 3 or img.shape[0] == 0:
             raise ValueError(f"CentralSlice expects a (frames, H, W) array with frames >= 1, got {img.shape}")
         middle = img.shape[0] // 2
-        return img[middle:middle + 1]
+        return np.array(img[middle:middle + 1])  # a copy: the series' stack is read-only
 
 
 class CentralSliced(MapTransform):
@@ -57,10 +57,12 @@ class CentralSliced(MapTransform):
 
 
 def image_pipeline(settings: ImagingSettings, keys: Sequence[str] = ("image",)) -> Compose:
-    """Central slice, intensity to [0, 1] (the study's window, else percentiles), resize, float32.
+    """Central slice, resize (area averaging), intensity to [0, 1], float32 numpy.
 
-    A window is given in output units (after Rescale, e.g. HU for CT) and clips outside it; the
-    percentile scaling copes with MR and with scanners whose gains differ.
+    Resizing comes first so every later step touches ``spatial_size`` values rather than the full
+    matrix (a 512x512 CT slice is 64 times more work than 64x64). A window (centre/width in output
+    units, e.g. HU for CT) clips to [0, 1]; without one each image is scaled between its own
+    1st and 99th percentiles, which copes with MR and with scanners whose gains differ.
     """
     if settings.window_center is not None and settings.window_width is not None:
         low = settings.window_center - settings.window_width / 2
@@ -71,7 +73,7 @@ def image_pipeline(settings: ImagingSettings, keys: Sequence[str] = ("image",)) 
                                                 b_min=0.0, b_max=1.0, clip=True)
     return Compose([
         CentralSliced(keys),
-        scale,
         Resized(keys, spatial_size=settings.spatial_size, mode="area"),
+        scale,
         EnsureTyped(keys, data_type="numpy", dtype=np.float32, track_meta=False),
     ])

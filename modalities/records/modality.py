@@ -17,11 +17,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
-from modalities.base import Discovery, Item, register_modality
+from modalities.base import Discovery, Item, Rejection, register_modality
 from modalities.files import walk_files
 from modalities.records.features import RecordFeatures
 from modalities.records.linking import PatientGroup, Validated, link
-from modalities.records.reading import read_records_file
+from modalities.records.reading import RawResource, read_records_file
 from modalities.records.reasons import MODALITY, reject
 from modalities.records.record import PatientRecord, RecordsPayload
 from modalities.records.releases import USED_TYPES, Release, choose_release, validate
@@ -53,20 +53,10 @@ class RecordsModality:
             for raw in content.resources:
                 if raw.type not in USED_TYPES:
                     skipped[raw.type] += 1
-                    continue
-                models, problems = validate(raw.data)
-                if models:
-                    validated.append(Validated(raw, models))
-                    continue
-                discovery.rejections.append(
-                    reject(
-                        "invalid-resource",
-                        raw.where,
-                        f"this {raw.type} is valid in no supported FHIR release ({problems})",
-                        "fix the listed elements; see the resource's page in the FHIR "
-                        "specification of the release the system exports (R4 or R5)",
-                    )
-                )
+                elif isinstance(checked := _validated(raw), Validated):
+                    validated.append(checked)
+                else:
+                    discovery.rejections.append(checked)
         groups, rejections = link(validated)
         discovery.rejections.extend(rejections)
         site_release = choose_release(frozenset(v.models) for v in validated)
@@ -107,3 +97,17 @@ class RecordsModality:
     def features(self, content: PatientRecord) -> dict[str, Any]:
         """``records`` (float32, laid out by :func:`feature_names`), ``label`` and ``sensitive``."""
         return self._features(content)
+
+
+def _validated(raw: RawResource) -> Validated | Rejection:
+    """The resource's models, or why no supported release accepts it (element paths, never values)."""
+    models, problems = validate(raw.data)
+    if models:
+        return Validated(raw, models)
+    return reject(
+        "invalid-resource",
+        raw.where,
+        f"this {raw.type} is valid in no supported FHIR release ({problems})",
+        "fix the listed elements; see the resource's page in the FHIR specification of the release "
+        "the system exports (R4 or R5)",
+    )
