@@ -57,7 +57,7 @@ class CohortManifest:
         atomic_write_json(state / "cache" / MANIFEST, asdict(self))
 
     @classmethod
-    def load(cls, state: Path) -> "CohortManifest":
+    def load(cls, state: Path) -> CohortManifest:
         path = state / "cache" / MANIFEST
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

@@ -41,7 +41,7 @@ class ItemPipeline:
             return self.modality.read(item)
         except ItemRejected as exc:
             return exc.rejection
-        except Exception as exc:  # a library failing on one file must not stop the site
+        except Exception as exc:  # noqa: BLE001  (a library failing on one file must not stop the site)
             return self._internal_error(item, exc)
 
     def features(self, item: Item, ctx: DeidContext, content: Any | None = None) -> Outcome:
@@ -57,7 +57,7 @@ class ItemPipeline:
             features = self.modality.features(deidentify(self.modality.name, content, ctx))
         except ItemRejected as exc:
             return Outcome(None, exc.rejection)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             return Outcome(None, self._internal_error(item, exc))
         if self.cache is None:
             return Outcome(features)

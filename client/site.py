@@ -16,18 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import modalities.genomics  # noqa: F401  (registers the modality)
-import modalities.imaging  # noqa: F401
+import modalities.genomics
+import modalities.imaging
 import modalities.records  # noqa: F401
-import privacy.dicom_deid  # noqa: F401  (registers the de-identifier)
-import privacy.fhir_scrub  # noqa: F401
+import privacy.dicom_deid
+import privacy.fhir_scrub
 import privacy.genomics_deid  # noqa: F401
 from client.cache import FeatureCache
 from client.cohort import CohortManifest, PatientEntry, assign_split
+from client.item_pipeline import ItemPipeline
 from client.site_config import SiteConfig, load_site_config, resolve_state
 from client.site_report import CacheCounts, ModalityCounts, SiteReport
 from compliance.consent import decide
-from client.item_pipeline import ItemPipeline
 from modalities.base import Discovery, Item, Modality, Rejection, create_modality
 from privacy.deidentify import DeidContext
 from privacy.pseudonym import Pseudonymiser
@@ -64,7 +64,7 @@ class Site:
         self.config: SiteConfig
         self.config, self.config_defaulted = load_site_config(root)
         self.state = resolve_state(root, self.config, state)
-        self.now = now or dt.datetime.now(dt.timezone.utc)
+        self.now = now or dt.datetime.now(dt.UTC)
         self.modalities: dict[str, Modality] = {
             name: create_modality(name, settings=getattr(study, name)) for name in MODALITY_ORDER}
 

@@ -52,7 +52,7 @@ def load_site_config(root: Path) -> tuple[SiteConfig, bool]:
 
 
 def resolve_state(root: Path, config: SiteConfig, override: Path | None) -> Path:
-    """Where the site keeps its state: ``--state``, then site.toml's ``[site] state``, then SITE/.polyclinic."""
+    """Where the site keeps state: ``--state``, then site.toml's ``[site] state``, then SITE/.polyclinic."""
     if override is not None:
         return override
     if config.site.state is not None:

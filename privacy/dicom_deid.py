@@ -76,14 +76,15 @@ PerformedStationName PerformedStationNameCodeSequence PerformingPhysicianIdentif
 PerformingPhysicianName PersonAddress PersonIdentificationCodeSequence PersonTelephoneNumbers
 PhysicianApprovingInterpretation PhysiciansOfRecord PhysiciansOfRecordIdentificationSequence
 PhysiciansReadingStudyIdentificationSequence PlateID PreMedication PregnancyStatus ProtocolName
-ReasonForStudy ReasonForTheImagingServiceRequest ReferencedDigitalSignatureSequence
+PrescriptionDescription ReasonForStudy ReasonForTheImagingServiceRequest ReferencedDigitalSignatureSequence
 ReferencedPatientAliasSequence ReferencedPatientPhotoSequence ReferencedPatientSequence
 ReferencedSOPInstanceMACSequence ReferencedStudySequence ReferringPhysicianAddress
 ReferringPhysicianIdentificationSequence ReferringPhysicianTelephoneNumbers RegionOfResidence
 RequestAttributesSequence RequestedContrastAgent RequestedProcedureComments RequestedProcedureDescription
 RequestedProcedureID RequestedProcedureLocation RequestingPhysician RequestingService
 ResponsibleOrganization ResponsiblePerson ResultsComments ResultsDistributionListSequence ResultsIDIssuer
-ReviewerName ScheduledHumanPerformersSequence ScheduledPatientInstitutionResidence
+ReviewerName ROIDescription ROIGenerationDescription RTPlanDescription RTPlanName
+ScheduledHumanPerformersSequence ScheduledPatientInstitutionResidence
 ScheduledPerformingPhysicianIdentificationSequence ScheduledPerformingPhysicianName
 ScheduledProcedureStepDescription ScheduledProcedureStepEndDate ScheduledProcedureStepEndTime
 ScheduledProcedureStepID ScheduledProcedureStepLocation ScheduledProcedureStepStartDate
@@ -91,16 +92,19 @@ ScheduledProcedureStepStartTime ScheduledStationAETitle ScheduledStationGeograph
 ScheduledStationName ScheduledStationNameCodeSequence ScheduledStudyLocation ScheduledStudyLocationAETitle
 SeriesDate SeriesDescription SeriesTime ServiceEpisodeDescription ServiceEpisodeID SmokingStatus
 SourceApplicationEntityTitle SpecialNeeds StartAcquisitionDateTime StationName StudyComments
-StudyDescription StudyIDIssuer TextComments TextString TimeOfLastCalibration TimezoneOffsetFromUTC
-TopicAuthor TopicKeywords TopicSubject TopicTitle VisitComments
+StructureSetDescription StructureSetName StudyDescription StudyIDIssuer TextComments TextString
+TimeOfLastCalibration TimezoneOffsetFromUTC TopicAuthor TopicKeywords TopicSubject TopicTitle VisitComments
 """
 _EMPTY = """
 AccessionNumber ContentCreatorName ContentDate ContentTime ContrastBolusAgent
 FillerOrderNumberImagingServiceRequest PatientBirthDate PatientID PatientName PatientSex
-PlacerOrderNumberImagingServiceRequest ReferringPhysicianName StudyDate StudyID StudyTime
+PlacerOrderNumberImagingServiceRequest ReferringPhysicianName ROIInterpreter StudyDate StudyID StudyTime
 VerifyingObserverIdentificationCodeSequence
 """
-_DUMMY = "PersonName VerificationDateTime VerifyingObserverName VerifyingObserverSequence VerifyingOrganization"
+_DUMMY = """
+PersonName RTPlanDate RTPlanLabel RTPlanTime StructureSetDate StructureSetLabel StructureSetTime
+VerificationDateTime VerifyingObserverName VerifyingObserverSequence VerifyingOrganization
+"""
 _UID = """
 ConcatenationUID DeviceUID DimensionOrganizationUID DoseReferenceUID FiducialUID FrameOfReferenceUID
 InstanceCreatorUID IrradiationEventUID MediaStorageSOPInstanceUID ReferencedFrameOfReferenceUID
@@ -112,6 +116,7 @@ _KEEP = "CodingSchemeUID"  # names a code system (e.g. SNOMED CT's OID), never a
 
 
 def _table(**groups: str) -> dict[int, str]:
+    """Keyword lists -> {tag: action}; a keyword pydicom does not know fails at import, not silently."""
     table = {}
     for action, keywords in groups.items():
         for keyword in keywords.split():
@@ -152,7 +157,8 @@ class Deidentifier:
     def dataset(self, ds: Dataset) -> Dataset:
         """A new data set holding the profile's view of ``ds``; ``ds`` itself is left as it was."""
         kept = self._clean(ds, convert_encodings(ds.get("SpecificCharacterSet") or "ISO_IR 6"))
-        method = Dataset({tag: _element(tag, value) for tag, value in zip(_CODE_TAGS, BASIC_PROFILE_CODE)})
+        code = zip(_CODE_TAGS, BASIC_PROFILE_CODE, strict=True)
+        method = Dataset({tag: _element(tag, value) for tag, value in code})
         for tag, value in ((0x00100010, self.ctx.pseudonym), (0x00100020, self.ctx.pseudonym),
                            (0x00120062, "YES"), (0x00120063, DEID_METHOD), (0x00120064, Sequence([method])),
                            (0x00280303, "REMOVED")):

@@ -26,7 +26,7 @@ class Pseudonymiser:
         self._secret = secret
 
     @classmethod
-    def for_state(cls, state: Path) -> "Pseudonymiser":
+    def for_state(cls, state: Path) -> Pseudonymiser:
         """The site's pseudonymiser, creating its secret on first use."""
         return cls(load_or_create_secret(state, "pseudonym"))
 

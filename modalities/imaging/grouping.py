@@ -43,7 +43,8 @@ def plan_series(headers: Iterable[Header]) -> SeriesPlan:
         candidates[kept[0].patient_id].append(kept)
     for patient in sorted(candidates):
         by_path = sorted(candidates[patient], key=lambda files: min(str(h.path) for h in files))
-        ranked = sorted(by_path, key=lambda files: (max(h.study_date for h in files), len(files)), reverse=True)
+        ranked = sorted(by_path, key=lambda files: (max(h.study_date for h in files), len(files)),
+                        reverse=True)  # a stable sort: equal dates and sizes keep the path order
         plan.series.append(sort_slices(ranked[0]))
         plan.extra_files += sum(len(files) for files in ranked[1:])
     return plan
@@ -66,7 +67,7 @@ def sort_slices(files: list[Header]) -> list[Header]:
     if orientation is not None and all(h.position is not None for h in files):
         rx, ry, rz, cx, cy, cz = orientation
         normal = (ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx)
-        return sorted(files, key=lambda h: (sum(p * n for p, n in zip(h.position or (), normal)),
+        return sorted(files, key=lambda h: (sum(p * n for p, n in zip(h.position or (), normal, strict=True)),
                                             _instance_key(h), str(h.path)))
     return sorted(files, key=lambda h: (_instance_key(h), str(h.path)))
 

@@ -120,7 +120,8 @@ def scan(path: Path, where: str) -> Header | Rejection:
     except Exception as exc:  # noqa: BLE001 - any bytes reach the parser; its messages may echo values
         if _lacks_preamble(path):
             return _not_dicom(where)
-        return rejection("unreadable", where, f"the DICOM header is truncated or corrupt ({type(exc).__name__})",
+        return rejection("unreadable", where,
+                         f"the DICOM header is truncated or corrupt ({type(exc).__name__})",
                          "re-export the file from the PACS; a partial copy is the usual cause")
     try:
         return _classify(ds, forced, path, where, stopped_at_pixels)
@@ -142,7 +143,8 @@ def _not_dicom(where: str) -> Rejection:
                      "move non-DICOM files out of the imaging folder")
 
 
-def _classify(ds: Dataset, forced: bool, path: Path, where: str, stopped_at_pixels: bool) -> Header | Rejection:
+def _classify(ds: Dataset, forced: bool, path: Path, where: str,
+              stopped_at_pixels: bool) -> Header | Rejection:
     sop = UID(str(ds.get("SOPClassUID", "") or ""))
     if forced and not sop.is_valid:
         return _not_dicom(where)
@@ -157,7 +159,7 @@ def _classify(ds: Dataset, forced: bool, path: Path, where: str, stopped_at_pixe
     has_pixels = "Rows" in ds and "Columns" in ds and (stopped_at_pixels or tsyntax.is_deflated)
     if not has_pixels:
         kind = sop.name if sop.is_valid else "a DICOM object without SOP Class UID"
-        return rejection("no-pixels", where, f"{kind}: no image pixel data",
+        return rejection("no-pixels", where, f"{kind}: no image (pixel data or its Rows/Columns missing)",
                          "nothing to do unless this should be an image; then re-export it with its pixels")
     if sop in NOT_PICTURES:
         return rejection("unsupported-sop-class", where, f"{sop.name}: {NOT_PICTURES[sop]}",

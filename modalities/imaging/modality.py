@@ -27,6 +27,7 @@ from modalities.imaging.pixels import (
     decode_frames,
     frame_attribute,
     frame_count,
+    to_float,
 )
 from modalities.imaging.reasons import rejected, rejection
 from modalities.imaging.settings import ImagingSettings
@@ -52,7 +53,11 @@ class ImagingModality:
         self._pipeline = image_pipeline(settings)
 
     def discover(self, root: Path) -> Discovery:
-        """Every file under ``root``: ``found`` = files in items + rejections + ``skipped`` files."""
+        """Items and rejections for every file under ``root``.
+
+        ``found`` counts every walked entry (files, and the folders or links the walk rejected), so
+        ``found`` = files in items + rejections + ``skipped["extra-series"]`` (a count of files).
+        """
         site_root = root.parent
         walk = walk_files(root, modality=self.name, site_root=site_root)
         discovery = Discovery(self.name, found=len(walk.files) + len(walk.rejections),
@@ -75,42 +80,43 @@ class ImagingModality:
         folder_sizes = Counter(path.parent for path in walk.files)
         for series in plan.series:
             paths = [header.path for header in series]
-            discovery.items.append(Item(self.name, series[0].patient_id, _where(paths, folder_sizes, site_root),
-                                        fingerprint(*paths), payload=tuple(paths)))
+            where = _where(paths, folder_sizes, site_root)
+            try:
+                digest = fingerprint(*paths)
+            except OSError as exc:  # removed or locked since its header was read
+                discovery.rejections.append(rejection(
+                    "unreadable", where, f"cannot be read ({exc.strerror or type(exc).__name__})",
+                    "check the files' permissions, or whether something is still writing them"))
+                continue
+            discovery.items.append(Item(self.name, series[0].patient_id, where, digest, payload=tuple(paths)))
         logger.info("imaging: %d files, %d patients' series chosen, %d rejected, %d in extra series",
                     discovery.found, len(discovery.items), len(discovery.rejections), plan.extra_files)
         return discovery
 
     def read(self, item: Item) -> ImageSeries:
         """Decode the item's files once each into one float32 stack; raises ItemRejected when a file
-        cannot be used. The stack is allocated once, sized on the first file (every file of a series
-        normally has as many frames), and only grown when a file has more."""
+        cannot be used (its ``where`` is the item's plus ``#file`` for a series of several files)."""
         paths: tuple[Path, ...] = item.payload
         datasets: list[Dataset] = []
-        stack: np.ndarray | None = None
+        stack = np.empty((0, 0, 0), dtype=np.float32)
         filled = 0
         for path in paths:
             where = item.where if len(paths) == 1 else f"{item.where}#{path.name}"
             try:
-                with open(path, "rb") as fh:
-                    ds, _ = open_dataset(fh, header_only=False)
-                count, shape = frame_count(ds), (int(ds.Rows), int(ds.Columns))
-                if stack is None:
-                    stack = np.empty((count * len(paths), *shape), dtype=np.float32)
-                elif filled + count > len(stack):
-                    stack = np.concatenate([stack[:filled], np.empty((count, *stack.shape[1:]), np.float32)])
+                ds = _load(path)
+                count = frame_count(ds)
+                stack = _room(stack, filled, count, (int(ds.Rows), int(ds.Columns)), len(paths))
                 decode_frames(ds, transfer_syntax(ds), out=stack[filled:filled + count])
             except PixelError as exc:
                 raise rejected(exc.reason, where, exc.message, exc.hint) from None
             except Exception as exc:  # noqa: BLE001 - any bytes reach the parser; its messages may echo values
-                raise rejected("unreadable", where, f"the file can no longer be read ({type(exc).__name__})",
-                               "it changed or broke after discovery; run the check again") from None
+                raise rejected("unreadable", where, f"the file cannot be read in full ({type(exc).__name__})",
+                               "re-export the file; if it changed since discovery, check again") from None
             filled += count
-            for keyword in PIXEL_KEYWORDS:
+            for keyword in PIXEL_KEYWORDS:  # decoded into the stack: keep the image once in memory
                 if keyword in ds:
                     del ds[keyword]
             datasets.append(ds)
-        assert stack is not None  # discover never yields an item without files
         pixels = stack[:filled]
         pixels.flags.writeable = False
         return ImageSeries(tuple(datasets), pixels)
@@ -118,17 +124,18 @@ class ImagingModality:
     def features(self, content: ImageSeries) -> dict[str, Any]:
         """``image``: float32 ``(1, H, W)`` in [0, 1]; ``image_meta``: non-identifying acquisition facts."""
         sample = self._pipeline({"image": content.pixels})
-        return {"image": sample["image"], "image_meta": image_meta(content.datasets[0], content.pixels.shape[0])}
+        meta = image_meta(content.datasets[0], content.pixels.shape[0])
+        return {"image": sample["image"], "image_meta": meta}
 
 
 def image_meta(ds: Dataset, frames: int) -> dict[str, Any]:
     """Scalars that describe the acquisition and never the patient (all allowed by PS3.15's basic
     profile), for stratifying results by scanner or protocol; absent attributes are None."""
     meta: dict[str, Any] = {keyword: _scalar(ds.get(keyword)) for keyword in META_KEYWORDS}
-    spacing = frame_attribute(ds, "PixelSpacing") or ds.get("ImagerPixelSpacing")
-    meta["PixelSpacing"] = tuple(float(v) for v in spacing) if spacing else None
-    thickness = frame_attribute(ds, "SliceThickness")
-    meta["SliceThickness"] = float(thickness) if thickness not in (None, "") else None
+    spacing = frame_attribute(ds, "PixelSpacing") or ds.get("ImagerPixelSpacing") or ()
+    pair = tuple(to_float(v) for v in spacing)
+    meta["PixelSpacing"] = pair if len(pair) == 2 and None not in pair else None
+    meta["SliceThickness"] = to_float(frame_attribute(ds, "SliceThickness"))
     meta["frames"] = frames
     syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
     meta["TransferSyntaxUID"] = str(syntax) if syntax else None
@@ -139,6 +146,30 @@ def _scalar(value: Any) -> Any:
     if value is None or value == "":
         return None
     return int(value) if isinstance(value, int) else str(value)
+
+
+def _load(path: Path) -> Dataset:
+    """The whole file, once; pydicom returns what it could parse when a file ends inside its pixel data."""
+    with open(path, "rb") as fh:
+        ds, _ = open_dataset(fh, header_only=False)
+    if "Rows" not in ds or not any(keyword in ds for keyword in PIXEL_KEYWORDS):
+        raise PixelError("unreadable", "the file ends inside its pixel data (truncated)",
+                         "re-export the file from the PACS; a partial copy is the usual cause")
+    return ds
+
+
+def _room(stack: np.ndarray, filled: int, count: int, shape: tuple[int, int], files: int) -> np.ndarray:
+    """``stack`` with room for ``count`` more frames after ``filled``.
+
+    Allocated once, on the first file, for ``count`` frames per file (a series' files normally have
+    equal frame counts), and only grown when a file has more: decoding writes into it directly, so
+    the series is never copied into place (for a 512x512 CT that copy costs as much as decoding).
+    """
+    if not stack.size:
+        return np.empty((count * files, *shape), dtype=np.float32)
+    if filled + count <= len(stack):
+        return stack
+    return np.concatenate([stack[:filled], np.empty((count, *stack.shape[1:]), dtype=np.float32)])
 
 
 def _where(paths: list[Path], folder_sizes: Counter[Path], site_root: Path) -> str:

@@ -6,12 +6,18 @@ array, so every decoded dataset is brought to the modality's output units (Modal
 Slope/Intercept, e.g. Hounsfield units for CT), MONOCHROME1 is mirrored within its output range so
 that higher always means brighter, and colour becomes luminance (ITU-R BT.601 luma, the Y of YBR_FULL).
 
-Decoding goes through pydicom's decoders (``pydicom.pixels.get_decoder``). Verified here on real
-files (pydicom's bundled test data): native Implicit/Explicit VR Little Endian, Explicit VR Big
-Endian, Deflated Explicit VR Little Endian and RLE Lossless (pydicom itself); JPEG Baseline, JPEG
-Extended, JPEG Lossless (process 14 and SV1), JPEG-LS Lossless and Near-Lossless (pylibjpeg-libjpeg);
-JPEG 2000 and JPEG 2000 Lossless (pylibjpeg-openjpeg). HTJ2K (.201/.202/.203) is claimed by the
-pylibjpeg-openjpeg plugin but no HTJ2K file was at hand to verify it.
+Decoding goes through pydicom's decoders (``pydicom.pixels.get_decoder``); what decodes here was
+verified on pydicom's bundled files (tests/modalities/imaging/test_imaging_pixels.py):
+
+* pydicom itself: Implicit/Explicit VR Little Endian, Explicit VR Big Endian, Deflated Explicit VR
+  Little Endian, RLE Lossless;
+* pylibjpeg-libjpeg: JPEG Baseline, JPEG Extended (12-bit), JPEG Lossless SV1, JPEG-LS Lossless and
+  Near-Lossless;
+* pylibjpeg-openjpeg: JPEG 2000 and JPEG 2000 Lossless.
+
+Registered but not verified (no sample file at hand): JPEG Lossless process 14 (libjpeg) and HTJ2K
+(openjpeg). Video, JPIP and JPEG 2000 Part 2 syntaxes have no pydicom decoder: such files are
+rejected at discovery as ``imaging.unsupported-transfer-syntax``.
 """
 
 from __future__ import annotations
@@ -69,9 +75,10 @@ def decode_frames(ds: Dataset, tsyntax: UID, out: np.ndarray | None = None) -> n
                          "re-export the file from the PACS; a partial copy is the usual cause")
     try:
         arr, info = get_decoder(tsyntax).as_array(ds)
-    except Exception as exc:  # noqa: BLE001 - codec errors come from C libraries in many types
+    except Exception as exc:  # codec errors come from C libraries in many types; messages may echo input
         raise PixelError("decode-failed", f"{tsyntax.name} pixel data could not be decoded "
-                         f"({type(exc).__name__})", "the compressed stream is likely corrupt; re-export it") from exc
+                         f"({type(exc).__name__})",
+                         "the compressed stream is likely corrupt; re-export it") from exc
     photometric = str(info.get("photometric_interpretation", ds.get("PhotometricInterpretation", "")))
     samples = int(info.get("samples_per_pixel", ds.get("SamplesPerPixel", 1)))
     if photometric == "PALETTE COLOR":
@@ -118,8 +125,8 @@ def _rescale(ds: Dataset, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame (slope, intercept) shaped ``(frames, 1, 1)``; a classic image has one pair for all."""
     if "RescaleSlope" in ds or "RescaleIntercept" in ds or "PerFrameFunctionalGroupsSequence" not in ds:
         count = 1
-    pairs = [(_number(frame_attribute(ds, "RescaleSlope", i), 1.0),
-              _number(frame_attribute(ds, "RescaleIntercept", i), 0.0)) for i in range(count)]
+    pairs = [(_or(to_float(frame_attribute(ds, "RescaleSlope", i)), 1.0),
+              _or(to_float(frame_attribute(ds, "RescaleIntercept", i)), 0.0)) for i in range(count)]
     values = np.array(pairs, dtype=np.float32).reshape(count, 2, 1, 1)
     return values[:, 0], values[:, 1]
 
@@ -158,8 +165,13 @@ def frame_attribute(ds: Dataset, keyword: str, frame: int = 0) -> Any:
     return None
 
 
-def _number(value: Any, default: float) -> float:
+def to_float(value: Any) -> float | None:
+    """A decimal string as float; absent or malformed (scanners do write "5.0mm") is None."""
     try:
-        return float(value) if value not in (None, "") else default
+        return float(value)
     except (TypeError, ValueError):
-        return default
+        return None
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value

@@ -11,8 +11,8 @@ from modalities.base import ItemRejected, Rejection
 MODALITY = "imaging"
 
 REASONS: dict[str, str] = {
-    "imaging.not-dicom": "not a DICOM file: no 'DICM' preamble and file meta, and the bytes do not parse as a "
-                         "plausible raw DICOM data set (a valid SOP Class UID)",
+    "imaging.not-dicom": "not a DICOM file: no 'DICM' preamble and file meta, and the bytes do not parse "
+                         "as a plausible raw DICOM data set (a valid SOP Class UID)",
     "imaging.unreadable": "the file cannot be read or its DICOM structure is truncated or corrupt (an I/O "
                           "error, a header that stops mid-element, pixel data shorter than the header says); "
                           "also used by the folder walk for unreadable folders and dangling links",

@@ -15,7 +15,7 @@ from client.site import Site
 from polyclinic.study import default_study
 from privacy.pseudonym import Pseudonymiser
 
-NOW = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 
 
 def _site(root: Path, site_id: str, state: Path) -> Site:
@@ -111,4 +111,5 @@ def test_consent_withdrawal_excludes_the_patient_at_the_next_run(federation, tmp
     consent_file.write_text("".join(json.dumps(c) + "\n" for c in consents))
     after = site.run(build_cache=True)
     assert after.patients.included == before.patients.included - 1
-    assert after.patients.consent_excluded["consent.denied"] == before.patients.consent_excluded["consent.denied"] + 1
+    denied = "consent.denied"
+    assert after.patients.consent_excluded[denied] == before.patients.consent_excluded[denied] + 1

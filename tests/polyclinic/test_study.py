@@ -16,7 +16,7 @@ def test_partial_study_file_keeps_defaults_and_rejects_typos(tmp_path):
     assert study.name == "mine" and study.imaging.spatial_size == (32, 32)
     assert study.genomics == default_study().genomics
     path.write_text('[imaging]\nspatial-sise = [32, 32]\n')
-    with pytest.raises(ConfigError, match="imaging.spatial-sise"):
+    with pytest.raises(ConfigError, match=r"imaging\.spatial-sise"):
         load_study(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_study(tmp_path / "absent.toml")
