@@ -24,7 +24,8 @@ import privacy.fhir_scrub
 import privacy.genomics_deid  # noqa: F401
 from client.cache import FeatureCache
 from client.cohort import CohortManifest, PatientEntry, assign_split
-from client.item_pipeline import ItemPipeline
+from client.item_pipeline import ItemPipeline, Outcome
+from client.parallel import Task, featurise
 from client.site_config import SiteConfig, load_site_config, resolve_state
 from client.site_report import CacheCounts, ModalityCounts, SiteReport
 from compliance.consent import decide
@@ -77,11 +78,13 @@ class Site:
         settings = getattr(self.study, name)
         return f"{FEATURES_VERSION}|{name}|{settings.model_dump_json()}"
 
-    def run(self, *, build_cache: bool, progress: Progress | None = None) -> SiteReport:
+    def run(self, *, build_cache: bool, progress: Progress | None = None,
+            workers: int = 1) -> SiteReport:
         """Discover, pseudonymise, read, consent, de-identify and featurise every patient.
 
         With ``build_cache`` the features are written to ``STATE/cache`` (reusing unchanged entries)
-        and the cohort manifest is saved; without it nothing but the site key is written.
+        and the cohort manifest is saved; without it nothing but the site key is written. ``workers``
+        processes featurise images and genomics when there is enough work for them.
         """
         started = time.perf_counter()
         pseudonymiser = Pseudonymiser.for_state(self.state)
@@ -91,10 +94,20 @@ class Site:
         if cache is not None:
             report.cache = CacheCounts()
         pipelines = {name: ItemPipeline(m, self.recipe(name), cache) for name, m in self.modalities.items()}
+        tasks = []
         for done, (pseudonym, patient) in enumerate(sorted(patients.items()), start=1):
-            self._walk_patient(pseudonymiser, pseudonym, patient, report, pipelines)
+            if self._consent_and_records(pseudonymiser, pseudonym, patient, report, pipelines[RECORDS]):
+                tasks += [Task(pseudonym, name, item)
+                          for name, item in patient.items.items() if name != RECORDS]
             if progress:
-                progress("patients", done, len(patients))
+                progress("records and consent", done, len(patients))
+        results = featurise(tasks, pipelines, pseudonymiser, self.study.records.index_date, workers)
+        for done, result in enumerate(results, start=1):
+            self._count(report, result.task.modality, result.outcome)
+            if result.outcome.features is not None:
+                patients[result.task.pseudonym].entries[result.task.modality] = result.key
+            if progress:
+                progress("images and genomics", done, len(tasks))
         included = {p: pt for p, pt in patients.items() if pt.label is not None}
         splits = assign_split({p: pt.label for p, pt in included.items()},
                               self.study.split.validation_fraction, self.study.split.seed)
@@ -134,36 +147,39 @@ class Site:
         report.patients.discovered = len(patients)
         return patients
 
-    def _walk_patient(self, pseudonymiser: Pseudonymiser, pseudonym: str, patient: _Patient,
-                      report: SiteReport, pipelines: dict[str, ItemPipeline]) -> None:
+    def _consent_and_records(self, pseudonymiser: Pseudonymiser, pseudonym: str, patient: _Patient,
+                             report: SiteReport, pipeline: ItemPipeline) -> bool:
+        """Records first: the consent decision and the label; False when the patient is not used."""
         record_item = patient.items.get(RECORDS)
         if record_item is None:
             report.patients.excluded["cohort.no-records"] += 1
-            return
-        content = pipelines[RECORDS].read(record_item)
+            return False
+        content = pipeline.read(record_item)
         if isinstance(content, Rejection):
             report.reject(RECORDS, content)
             report.patients.excluded["cohort.records-rejected"] += 1
-            return
+            return False
         decision = decide(content.consents, self.config.consent.policy, self.now)
         if not decision.allowed:
             report.patients.consent_excluded[decision.code] += 1
-            return
+            return False
         ctx = DeidContext(pseudonymiser, pseudonym, self.study.records.index_date)
-        for name in MODALITY_ORDER:
-            item = patient.items.get(name)
-            if item is None:
-                continue
-            outcome = pipelines[name].features(item, ctx, content if name == RECORDS else None)
-            if report.cache is not None:
-                report.cache.reused += outcome.cached
-                report.cache.written += outcome.written
-            if outcome.features is None:
-                if outcome.rejection is not None:
-                    report.reject(name, outcome.rejection)
-                continue
+        outcome = pipeline.features(record_item, ctx, content)
+        self._count(report, RECORDS, outcome)
+        if outcome.features is None:
+            report.patients.excluded["cohort.records-rejected"] += 1
+            return False
+        patient.label = int(outcome.features["label"])
+        patient.sensitive = dict(outcome.features["sensitive"])
+        patient.entries[RECORDS] = pipeline.cache_key(record_item, ctx)
+        return True
+
+    @staticmethod
+    def _count(report: SiteReport, name: str, outcome: Outcome) -> None:
+        if report.cache is not None:
+            report.cache.reused += outcome.cached
+            report.cache.written += outcome.written
+        if outcome.features is not None:
             report.modalities[name].accepted += 1
-            if name == RECORDS:
-                patient.label = int(outcome.features["label"])
-                patient.sensitive = dict(outcome.features["sensitive"])
-            patient.entries[name] = pipelines[name].cache_key(item, ctx)
+        elif outcome.rejection is not None:
+            report.reject(name, outcome.rejection)

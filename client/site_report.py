@@ -8,7 +8,7 @@ never logged, written to STATE or sent anywhere.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from modalities.base import Rejection
@@ -63,7 +63,7 @@ class SiteReport:
 
     def counts(self) -> dict[str, Any]:
         """The aggregate part: safe to log and to keep in STATE (no paths, no identifiers)."""
-        data = asdict(self)
+        data = _plain(self)
         data.pop("rejections")
         data["patients"]["prevalence"] = self.patients.prevalence
         return data
@@ -71,3 +71,15 @@ class SiteReport:
     def to_json(self) -> dict[str, Any]:
         """The steward's full view, for ``--json``: the counts plus every rejection with its location."""
         return {**self.counts(), "rejections": [asdict(r) for r in self.rejections]}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy; unlike ``dataclasses.asdict`` it keeps a Counter's keys (asdict rebuilds a
+    Counter from its (key, count) pairs, counting the pairs)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

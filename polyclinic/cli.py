@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from client.parallel import default_workers
 from modalities.settings import ConfigError
 from privacy.keys import UntrustedKeyError
 
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("site", type=Path)
         sub.add_argument("--state", type=Path, help="state directory (default: SITE/.polyclinic)")
         sub.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+        sub.add_argument("--workers", type=_positive, default=default_workers(),
+                         help="processes that decode and featurise (default: the usable cores, at most 4)")
 
     demo = commands.add_parser("demo", help="synthetic hospitals through the whole site pipeline")
     demo.add_argument("--sites", type=_positive, default=3)
@@ -78,7 +81,8 @@ def _run_site(args: argparse.Namespace) -> int:
         stderr.print(f"note: no site.toml in {args.site}; using defaults (site id {site.config.site.id!r}, "
                      f"consent {site.config.consent.policy}, state {site.state})", highlight=False)
     with site_log(site.state), progress_bar(not args.json) as progress:
-        report = site.run(build_cache=args.site_command == "prepare", progress=progress)
+        report = site.run(build_cache=args.site_command == "prepare", progress=progress,
+                          workers=args.workers)
     if args.json:
         print_json(report.to_json())
     else:

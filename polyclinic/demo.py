@@ -13,6 +13,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from client.parallel import default_workers
 from client.site import Site
 from client.site_report import SiteReport
 from polyclinic.console import print_json, progress_bar
@@ -33,7 +34,7 @@ def run_demo(args: argparse.Namespace, *, as_json: bool) -> int:
     for site_truth in truth.sites:
         site = Site(sites_dir / site_truth.id, study, state_dir / site_truth.id)
         with site_log(site.state), progress_bar(not as_json) as progress:
-            reports.append(site.run(build_cache=True, progress=progress))
+            reports.append(site.run(build_cache=True, progress=progress, workers=default_workers()))
     seconds = time.perf_counter() - started
     if as_json:
         print_json({"sites": {r.site_id: r.counts() for r in reports}, "seconds": round(seconds, 2),

@@ -26,9 +26,16 @@ class OwnPackagesOnly(logging.Filter):
 
 
 def configure_stderr(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=FORMAT)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(OwnPackagesOnly())
+    """Our own warnings (INFO with ``-v``) on stderr; Python warnings become log records, so a
+    library's warning that quotes a value or a path is filtered like any third-party log line."""
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(OwnPackagesOnly())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.captureWarnings(True)
 
 
 @contextmanager

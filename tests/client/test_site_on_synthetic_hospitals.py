@@ -113,3 +113,15 @@ def test_consent_withdrawal_excludes_the_patient_at_the_next_run(federation, tmp
     assert after.patients.included == before.patients.included - 1
     denied = "consent.denied"
     assert after.patients.consent_excluded[denied] == before.patients.consent_excluded[denied] + 1
+
+
+def test_worker_processes_give_the_same_cohort_as_one_process(federation, tmp_path):
+    root, truth = federation
+    site_id = truth.sites[1].id
+    one = _site(root, site_id, tmp_path / "one").run(build_cache=True, workers=1)
+    shutil.copytree(tmp_path / "one" / "keys", tmp_path / "two" / "keys")  # same site, same pseudonyms
+    two = _site(root, site_id, tmp_path / "two").run(build_cache=True, workers=2)
+    assert two.counts() | {"seconds": 0} == one.counts() | {"seconds": 0}
+    assert two.cache.written > 2 * 32  # enough work that two workers really ran
+    one_manifest, two_manifest = CohortManifest.load(tmp_path / "one"), CohortManifest.load(tmp_path / "two")
+    assert one_manifest == two_manifest

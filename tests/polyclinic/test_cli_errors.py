@@ -1,5 +1,6 @@
 """The CLI contract for bad input: exit 2 and one line on stderr that names the problem."""
 
+import json
 import subprocess
 import sys
 
@@ -40,3 +41,15 @@ def test_empty_site_is_a_clean_report_not_a_crash(tmp_path, capsys, command):
     out, err = capsys.readouterr()
     assert out.count("\n") == 1 and '"discovered": 0' in out
     assert "no site.toml" in err
+
+
+def test_check_json_is_one_object_with_the_stewards_view(federation, tmp_path, capsys):
+    root, truth = federation
+    site = truth.sites[1]
+    assert main(["site", "check", str(root / site.id), "--state", str(tmp_path), "--json"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    assert out.count("\n") == 1 and report["site_id"] == site.id
+    assert report["patients"]["discovered"] == len(site.patients)
+    assert report["modalities"]["genomics"]["rejected"] == {"genomics.duplicate-sample": 1}
+    assert {r["code"] for r in report["rejections"]} >= {"imaging.not-dicom", "imaging.no-pixels"}

@@ -1,0 +1,81 @@
+"""Featurising many items on several cores, with PyTorch's DataLoader workers.
+
+Decoding and de-identifying images is CPU-bound Python (pydicom), so threads do not help; the
+DataLoader's worker processes do, and they are the tool MONAI and PyTorch already use for data
+preparation (one torch thread per worker, ordered results, clean shutdown). Workers write their cache
+entries themselves and return only small outcomes: no features travel between processes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from torch.utils.data import DataLoader, Dataset
+
+from client.item_pipeline import ItemPipeline, Outcome
+from modalities.base import Item
+from privacy.deidentify import DeidContext
+from privacy.pseudonym import Pseudonymiser
+
+
+def default_workers() -> int:
+    """One worker per core this process may use, at most four (I/O and memory stay modest)."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+MIN_ITEMS_PER_WORKER = 32
+"""Below this many items per worker, starting processes costs more than it saves."""
+
+
+@dataclass(frozen=True)
+class Task:
+    pseudonym: str
+    modality: str
+    item: Item
+
+
+@dataclass(frozen=True)
+class Done:
+    task: Task
+    key: str
+    outcome: Outcome
+    """Without features (they are in the cache, or not needed): only what the report counts."""
+
+
+class _Featurise(Dataset):
+    def __init__(self, tasks: Sequence[Task], pipelines: dict[str, ItemPipeline],
+                 pseudonymiser: Pseudonymiser, index_date: dt.date) -> None:
+        self.tasks, self.pipelines = tasks, pipelines
+        self.pseudonymiser, self.index_date = pseudonymiser, index_date
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __getitem__(self, index: int) -> Done:
+        task = self.tasks[index]
+        pipeline = self.pipelines[task.modality]
+        ctx = DeidContext(self.pseudonymiser, task.pseudonym, self.index_date)
+        outcome = pipeline.features(task.item, ctx)
+        accepted = {} if outcome.features is not None else None
+        return Done(task, pipeline.cache_key(task.item, ctx), replace(outcome, features=accepted))
+
+
+def featurise(tasks: Sequence[Task], pipelines: dict[str, ItemPipeline], pseudonymiser: Pseudonymiser,
+              index_date: dt.date, workers: int) -> Iterator[Done]:
+    """Outcomes in task order; in ``workers`` processes when there is enough work to pay for them."""
+    dataset = _Featurise(tasks, pipelines, pseudonymiser, index_date)
+    workers = min(workers, len(tasks) // MIN_ITEMS_PER_WORKER)
+    if workers <= 1:
+        yield from (dataset[i] for i in range(len(dataset)))
+        return
+    # fork: workers inherit the pipelines and the pseudonymiser without pickling the site's secret.
+    loader = DataLoader(dataset, batch_size=None, num_workers=workers, multiprocessing_context="fork",
+                        collate_fn=_identity)
+    yield from loader
+
+
+def _identity(done: Done) -> Done:
+    return done
