@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from client.parallel import default_workers
-from client.site import Site
+from client.site import MODALITY_ORDER, Site
 from client.site_report import SiteReport
 from polyclinic.console import print_json, progress_bar
 from polyclinic.logs import site_log
@@ -46,12 +46,12 @@ def run_demo(args: argparse.Namespace, *, as_json: bool) -> int:
 
 def _render(reports: list[SiteReport], seconds: float, console: Console) -> None:
     table = Table(title="synthetic federation: prepared sites", title_justify="left")
-    for column in ("site", "patients", "consent excl.", "included", "img+rec+gen", "prevalence", "rejected"):
-        table.add_column(column, justify="left" if column == "site" else "right")
+    for column in ("site", "patients", "no consent", "used", "all three", "positive", "rejected"):
+        table.add_column(column, justify="left" if column == "site" else "right", no_wrap=True)
     for r in reports:
         p = r.patients
         table.add_row(r.site_id, str(p.discovered), str(sum(p.consent_excluded.values())), str(p.included),
-                      str(p.by_combination.get("records+imaging+genomics", 0)),
+                      str(p.by_combination.get("+".join(MODALITY_ORDER), 0)),
                       "n/a" if p.prevalence is None else f"{p.prevalence:.0%}",
                       str(sum(sum(m.rejected.values()) for m in r.modalities.values())))
     console.print(table)
