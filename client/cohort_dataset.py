@@ -62,13 +62,14 @@ class CohortDataset(Dataset):
         imaging = cache.load(entries["imaging"]) if "imaging" in entries else None
         genomics = cache.load(entries["genomics"]) if "genomics" in entries else None
         zeros = {k: torch.zeros(shape) for k, shape in self.shapes.items()}
+        all_missing = torch.ones(self.shapes["genome"])
         return {
             "image": imaging["image"].float() if imaging else zeros["image"],
             "imaging_mask": torch.tensor(float(imaging is not None)),
             "records": records["records"].float() if records else zeros["records"],
             "records_mask": torch.tensor(float(records is not None)),
             "genome": genomics["genome"].float() if genomics else zeros["genome"],
-            "genome_missing": genomics["genome_missing"].float() if genomics else torch.ones(self.shapes["genome"]),
+            "genome_missing": genomics["genome_missing"].float() if genomics else all_missing,
             "genomics_mask": torch.tensor(float(genomics is not None)),
             "label": torch.tensor(float(label)),
         }

@@ -28,11 +28,10 @@ from typing import Any
 from pydicom import config
 from pydicom.charset import convert_encodings
 from pydicom.datadict import DicomDictionary, tag_for_keyword
-from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
-from pydicom.uid import UID
 
 from modalities.imaging import ImageSeries
 from modalities.imaging.headers import transfer_syntax
@@ -134,6 +133,7 @@ _DUMMIES = {"DA": "19000101", "TM": "000000", "DT": "19000101000000", "PN": "ANO
             "IS": "0", "DS": "0", "CS": "ANONYMOUS"}
 _CATCH_ALL_REMOVE = {"PN", "DA", "DT", "TM"}
 _CODE_TAGS = (0x00080100, 0x00080102, 0x00080104)  # CodeValue, CodingSchemeDesignator, CodeMeaning
+_DEFAULT_ENCODING = convert_encodings("ISO_IR 6")
 
 
 @register_deidentifier("imaging")
@@ -146,29 +146,34 @@ def deidentify_series(series: ImageSeries, ctx: DeidContext) -> ImageSeries:
 class Deidentifier:
     """Applies the profile to the headers of one series with one context.
 
-    UIDs shared by the series (study, series, frame of reference) are pseudonymised once per
-    instance rather than once per file; the memo lives only as long as the series' de-identification.
+    Values the profile writes (empty and dummy values, the pseudonym, the profile markers, remapped
+    UIDs) become elements as pydicom's reader leaves them: raw bytes, decoded on first access.
+    Raw elements are immutable, so one is shared by every header of the series, and a UID shared by
+    the series (study, series, frame of reference) is decoded and pseudonymised once; the memo lives
+    only as long as the series' de-identification.
     """
 
     def __init__(self, ctx: DeidContext) -> None:
         self.ctx = ctx
-        self._uids: dict[str, UID] = {}
+        self._uids: dict[bytes | str, str] = {}
+        self._markers = {BaseTag(tag): _raw(tag, value) for tag, value in (
+            (0x00100010, ctx.pseudonym), (0x00100020, ctx.pseudonym), (0x00120062, "YES"),
+            (0x00120063, DEID_METHOD), (0x00280303, "REMOVED"))}
+        self._method_code = {BaseTag(tag): _raw(tag, value)
+                             for tag, value in zip(_CODE_TAGS, BASIC_PROFILE_CODE, strict=True)}
 
     def dataset(self, ds: Dataset) -> Dataset:
         """A new data set holding the profile's view of ``ds``; ``ds`` itself is left as it was."""
-        kept = self._clean(ds, convert_encodings(ds.get("SpecificCharacterSet") or "ISO_IR 6"))
-        code = zip(_CODE_TAGS, BASIC_PROFILE_CODE, strict=True)
-        method = Dataset({tag: _element(tag, value) for tag, value in code})
-        for tag, value in ((0x00100010, self.ctx.pseudonym), (0x00100020, self.ctx.pseudonym),
-                           (0x00120062, "YES"), (0x00120063, DEID_METHOD), (0x00120064, Sequence([method])),
-                           (0x00280303, "REMOVED")):
-            kept[BaseTag(tag)] = _element(tag, value)
+        kept = self._clean(ds, _DEFAULT_ENCODING)
+        kept.update(self._markers)
+        method = Sequence([Dataset(dict(self._method_code))])
+        kept[BaseTag(0x00120064)] = DataElement(0x00120064, "SQ", method, validation_mode=config.IGNORE)
         clean = Dataset(kept)
-        meta = {0x00020010: transfer_syntax(ds)}
+        meta = {BaseTag(0x00020010): _raw(0x00020010, transfer_syntax(ds))}
         for meta_tag, tag in ((0x00020002, 0x00080016), (0x00020003, 0x00080018)):
-            if tag in kept:
-                meta[meta_tag] = clean[tag].value
-        clean.file_meta = FileMetaDataset({BaseTag(t): _element(t, v) for t, v in meta.items()})
+            if tag in kept:  # the same (pseudonymised) bytes as the SOP Class / Instance UID
+                meta[BaseTag(meta_tag)] = kept[tag]._replace(tag=BaseTag(meta_tag))
+        clean.file_meta = FileMetaDataset(meta)
         return clean
 
     def _clean(self, ds: Dataset, encoding: str | list[str]) -> dict[BaseTag, DataElement | RawDataElement]:
@@ -191,33 +196,52 @@ class Deidentifier:
             if entry is None or action == "X" or (action is None and entry[0] in _CATCH_ALL_REMOVE):
                 continue
             vr = entry[0]
-            if action == "Z":
-                kept[tag] = _element(tag, [] if vr == "SQ" else empty_value_for_VR(vr), vr)
+            if action == "Z" and vr != "SQ":
+                kept[tag] = _raw(key, "")
             elif action == "D" and vr != "SQ":
-                kept[tag] = _element(tag, _DUMMIES.get(vr, "ANONYMIZED"), vr)
+                kept[tag] = _raw(key, _DUMMIES.get(vr, "ANONYMIZED"))
             elif vr == "SQ":
-                items = [Dataset(self._clean(item, encoding), parent_encoding=encoding)
-                         for item in ds[tag].value or []]
-                kept[tag] = _element(tag, Sequence(items), vr)
+                items = [] if action == "Z" else ds[tag].value or []
+                kept[tag] = _element(tag, Sequence([Dataset(self._clean(item, encoding), parent_encoding=encoding)
+                                                    for item in items]), vr)
             elif vr == "UI" and action != "K":
-                kept[tag] = _element(tag, self._remap(ds[tag].value), vr)
+                kept[tag] = _raw(key, self._remapped(ds, tag, elem))
             elif isinstance(elem, RawDataElement):
                 kept[tag] = elem
-            else:
-                kept[tag] = DataElement(tag, elem.VR, copy.copy(elem.value))
+            else:  # decoded when the file was read: the value is valid, copied so the input stays apart
+                kept[tag] = _element(tag, copy.copy(elem.value), elem.VR)
         return kept
 
-    def _remap(self, value: Any) -> Any:
-        """Pseudonymise non-DICOM UIDs (one value or several); DICOM-registered ones name classes."""
-        if not isinstance(value, str):
-            return [self._remap(v) for v in value]
-        if not value or value.startswith(DICOM_UID_ROOT):
-            return value
-        if value not in self._uids:
-            self._uids[value] = UID(self.ctx.pseudonymiser.uid(value))
-        return self._uids[value]
+    def _remapped(self, ds: Dataset, tag: BaseTag, elem: DataElement | RawDataElement) -> str:
+        """The element's UIDs (backslash-separated) with every non-DICOM one pseudonymised.
+
+        Memoised on the stored bytes (or the decoded text): a series' files repeat the same study,
+        series and frame-of-reference UIDs, which are then neither decoded nor hashed again.
+        """
+        key = elem.value if isinstance(elem, RawDataElement) else str(elem.value)
+        if key not in self._uids:
+            value = ds[tag].value
+            values = [] if not value else [value] if isinstance(value, str) else value
+            self._uids[key] = "\\".join(self._pseudonym_uid(v) for v in values)
+        return self._uids[key]
+
+    def _pseudonym_uid(self, uid: str) -> str:
+        """DICOM-registered UIDs name classes and syntaxes, not instances: only the others change."""
+        if not uid or uid.startswith(DICOM_UID_ROOT):
+            return uid
+        return self.ctx.pseudonymiser.uid(uid)
 
 
-def _element(tag: int, value: Any, vr: str | None = None) -> DataElement:
-    """An element whose value this module produced (known valid), so pydicom's validation is skipped."""
-    return DataElement(tag, vr or DicomDictionary[tag][0], value, validation_mode=config.IGNORE)
+def _raw(tag: int, text: str) -> RawDataElement:
+    """A text element as pydicom's reader stores it (ASCII, padded to even length; the dictionary
+    gives the VR on decoding), so it can be shared without copies."""
+    data = text.encode("ascii")
+    if len(data) % 2:
+        data += b"\0" if DicomDictionary[tag][0] == "UI" else b" "
+    return RawDataElement(BaseTag(tag), DicomDictionary[tag][0], len(data), data, 0, False, True)
+
+
+def _element(tag: int, value: Any, vr: str) -> DataElement:
+    """An element whose value is known valid (ours, or decoded from the file), so pydicom's validation
+    is skipped."""
+    return DataElement(tag, vr, value, validation_mode=config.IGNORE)

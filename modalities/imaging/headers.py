@@ -20,12 +20,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
+from pydicom.tag import Tag
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
@@ -40,6 +41,12 @@ from modalities.base import Rejection
 from modalities.imaging.reasons import rejection
 
 T = TypeVar("T")
+
+_TAGS = {keyword: Tag(keyword) for keyword in (
+    "SOPClassUID", "DirectoryRecordSequence", "Rows", "Columns", "PatientID", "BurnedInAnnotation",
+    "StudyInstanceUID", "SeriesInstanceUID", "StudyDate", "InstanceNumber", "ImagePositionPatient",
+    "ImageOrientationPatient")}
+"""The attributes discovery reads, by tag."""
 
 NOT_PICTURES = {
     RTDoseStorage: "an RT dose grid is a computed dose distribution, not an image of the patient",
@@ -83,8 +90,9 @@ def open_dataset(fh: BinaryIO, *, header_only: bool) -> tuple[Dataset, bool]:
 def transfer_syntax(ds: Dataset) -> UID:
     """The file meta's transfer syntax, or the native one pydicom detected when the meta lacks it."""
     meta = getattr(ds, "file_meta", None)
-    if meta is not None and meta.get("TransferSyntaxUID"):
-        return UID(meta.TransferSyntaxUID)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax:
+        return UID(syntax)
     implicit, little = ds.original_encoding
     if implicit:
         return ImplicitVRLittleEndian
@@ -145,18 +153,18 @@ def _not_dicom(where: str) -> Rejection:
 
 def _classify(ds: Dataset, forced: bool, path: Path, where: str,
               stopped_at_pixels: bool) -> Header | Rejection:
-    sop = UID(str(ds.get("SOPClassUID", "") or ""))
+    sop = UID(str(_value(ds, "SOPClassUID") or ""))
     if forced and not sop.is_valid:
         return _not_dicom(where)
     meta = getattr(ds, "file_meta", None)
     if (meta is not None and meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage) \
-            or "DirectoryRecordSequence" in ds:
+            or _TAGS["DirectoryRecordSequence"] in ds:
         return rejection("dicomdir", where, "a DICOMDIR (an index of other files), not an image",
                          "nothing to do: the files it indexes are read on their own")
     tsyntax = transfer_syntax(ds)
     # stop_before_pixels leaves the file just before a pixel data tag, or at its end when there is
     # none; deflated files are inflated in memory, so for them the Image Pixel module must tell.
-    has_pixels = "Rows" in ds and "Columns" in ds and (stopped_at_pixels or tsyntax.is_deflated)
+    has_pixels = _TAGS["Rows"] in ds and _TAGS["Columns"] in ds and (stopped_at_pixels or tsyntax.is_deflated)
     if not has_pixels:
         kind = sop.name if sop.is_valid else "a DICOM object without SOP Class UID"
         return rejection("no-pixels", where, f"{kind}: no image (pixel data or its Rows/Columns missing)",
@@ -164,11 +172,11 @@ def _classify(ds: Dataset, forced: bool, path: Path, where: str,
     if sop in NOT_PICTURES:
         return rejection("unsupported-sop-class", where, f"{sop.name}: {NOT_PICTURES[sop]}",
                          "nothing to do: the study uses images of the patient only")
-    patient_id = str(ds.get("PatientID", "") or "").strip()
+    patient_id = str(_value(ds, "PatientID") or "").strip()
     if not patient_id:
         return rejection("no-patient-id", where, "no PatientID, so the image cannot be linked to a patient",
                          "re-export the series with the patient's identifier (MRN) in PatientID")
-    if str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES":
+    if str(_value(ds, "BurnedInAnnotation") or "").strip().upper() == "YES":
         return rejection("burned-in-annotation", where,
                          "BurnedInAnnotation is YES: text in the pixels may identify the patient",
                          "remove the burned-in text (e.g. crop or mask it) and set BurnedInAnnotation NO")
@@ -178,18 +186,27 @@ def _classify(ds: Dataset, forced: bool, path: Path, where: str,
     return Header(
         path=path,
         patient_id=patient_id,
-        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
-        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-        study_date=str(ds.get("StudyDate", "") or ""),
-        instance_number=_optional(lambda: int(ds.InstanceNumber)),
+        study_uid=str(_value(ds, "StudyInstanceUID") or ""),
+        series_uid=str(_value(ds, "SeriesInstanceUID") or ""),
+        study_date=str(_value(ds, "StudyDate") or ""),
+        instance_number=_optional(lambda: int(_value(ds, "InstanceNumber"))),
         position=_floats(ds, "ImagePositionPatient", 3),
         orientation=_floats(ds, "ImageOrientationPatient", 6),
-        shape=(int(ds.Rows), int(ds.Columns)),
+        shape=(int(_value(ds, "Rows")), int(_value(ds, "Columns"))),
     )
 
 
+def _value(ds: Dataset, keyword: str) -> Any:
+    """The value of a discovery attribute, or None when absent.
+
+    Looked up by tag: pydicom resolves a keyword on every access, which costs as much as the lookup.
+    """
+    elem = ds.get(_TAGS[keyword])
+    return None if elem is None else elem.value
+
+
 def _floats(ds: Dataset, keyword: str, count: int) -> tuple[float, ...] | None:
-    values = _optional(lambda: tuple(float(v) for v in ds[keyword].value))
+    values = _optional(lambda: tuple(float(v) for v in _value(ds, keyword)))
     return values if values is not None and len(values) == count else None
 
 

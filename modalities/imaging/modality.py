@@ -21,7 +21,7 @@ from modalities.files import fingerprint, relative, walk_files
 from modalities.imaging.grouping import plan_series
 from modalities.imaging.headers import Header, open_dataset, scan, transfer_syntax
 from modalities.imaging.pixels import (
-    PIXEL_KEYWORDS,
+    PIXEL_TAGS,
     ImageSeries,
     PixelError,
     decode_frames,
@@ -113,9 +113,9 @@ class ImagingModality:
                 raise rejected("unreadable", where, f"the file cannot be read in full ({type(exc).__name__})",
                                "re-export the file; if it changed since discovery, check again") from None
             filled += count
-            for keyword in PIXEL_KEYWORDS:  # decoded into the stack: keep the image once in memory
-                if keyword in ds:
-                    del ds[keyword]
+            for tag in PIXEL_TAGS:  # decoded into the stack: keep the image once in memory
+                if tag in ds:
+                    del ds[tag]
             datasets.append(ds)
         pixels = stack[:filled]
         pixels.flags.writeable = False
@@ -152,7 +152,7 @@ def _load(path: Path) -> Dataset:
     """The whole file, once; pydicom returns what it could parse when a file ends inside its pixel data."""
     with open(path, "rb") as fh:
         ds, _ = open_dataset(fh, header_only=False)
-    if "Rows" not in ds or not any(keyword in ds for keyword in PIXEL_KEYWORDS):
+    if "Rows" not in ds or not any(tag in ds for tag in PIXEL_TAGS):
         raise PixelError("unreadable", "the file ends inside its pixel data (truncated)",
                          "re-export the file from the PACS; a partial copy is the usual cause")
     return ds

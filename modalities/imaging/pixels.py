@@ -32,7 +32,8 @@ from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import UID
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+"""PixelData, FloatPixelData, DoubleFloatPixelData (by tag: a keyword is looked up on every use)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,12 +71,12 @@ def decode_frames(ds: Dataset, tsyntax: UID, out: np.ndarray | None = None) -> n
     With ``out`` (a float32 array of that shape, e.g. a slice of the series' stack) the result is
     written there directly: for a 512x512 CT each extra temporary costs as much as decoding.
     """
-    if not tsyntax.is_encapsulated and "PixelData" in ds and len(ds.PixelData) < get_expected_length(ds):
-        raise PixelError("unreadable", "the pixel data is shorter than its header says (truncated file)",
-                         "re-export the file from the PACS; a partial copy is the usual cause")
     try:
         arr, info = get_decoder(tsyntax).as_array(ds)
     except Exception as exc:  # codec errors come from C libraries in many types; messages may echo input
+        if _truncated(ds, tsyntax):  # pydicom refuses short native pixel data; say why, not just that
+            raise PixelError("unreadable", "the pixel data is shorter than its header says (truncated file)",
+                             "re-export the file from the PACS; a partial copy is the usual cause") from exc
         raise PixelError("decode-failed", f"{tsyntax.name} pixel data could not be decoded "
                          f"({type(exc).__name__})",
                          "the compressed stream is likely corrupt; re-export it") from exc
@@ -101,6 +102,14 @@ def decode_frames(ds: Dataset, tsyntax: UID, out: np.ndarray | None = None) -> n
         raise PixelError("decode-failed", "the float pixel data holds NaN or infinite values",
                          "re-export the image from the system that computed it")
     return out
+
+
+def _truncated(ds: Dataset, tsyntax: UID) -> bool:
+    """Native pixel data shorter than its Image Pixel attributes say (checked once decoding failed)."""
+    try:
+        return not tsyntax.is_encapsulated and "PixelData" in ds and len(ds.PixelData) < get_expected_length(ds)
+    except Exception:  # noqa: BLE001 - attributes too broken to compute a length: decode-failed says enough
+        return False
 
 
 def _modality_units(arr: np.ndarray, ds: Dataset, out: np.ndarray) -> None:
