@@ -122,3 +122,21 @@ def create_modality(name: str, **settings: Any) -> Modality:
     except KeyError:
         raise ValueError(f"unknown modality {name!r}; registered: {', '.join(_REGISTRY) or 'none'}") from None
     return cls(**settings)
+
+
+class ReasonBook:
+    """A modality's documented rejection codes, and the only way its code makes a :class:`Rejection`.
+
+    ``reasons`` maps ``"<modality>.<reason>"`` to a plain-language explanation; asking for a reason
+    not in it is a programming error raised at once, so every code a steward can meet is documented.
+    """
+
+    def __init__(self, modality: str, reasons: dict[str, str]) -> None:
+        self.modality = modality
+        self.reasons = reasons
+
+    def __call__(self, reason: str, where: str, message: str, hint: str = "") -> Rejection:
+        code = f"{self.modality}.{reason}"
+        if code not in self.reasons:
+            raise KeyError(f"undocumented rejection code {code!r}; document it in {self.modality}'s REASONS")
+        return Rejection(code, where, message, hint)

@@ -8,7 +8,7 @@ name cells that were treated as missing; they are counted in ``Discovery.skipped
 
 from __future__ import annotations
 
-from modalities.base import Rejection
+from modalities.base import ReasonBook
 
 MODALITY = "genomics"
 
@@ -31,9 +31,5 @@ REASONS: dict[str, str] = {
 }
 
 
-def rejection(reason: str, where: str, message: str, hint: str = "") -> Rejection:
-    """A genomics Rejection; refuses codes missing from REASONS so every code stays documented."""
-    code = f"{MODALITY}.{reason}"
-    if code not in REASONS:
-        raise KeyError(f"undocumented genomics rejection code {code!r}; add it to REASONS")
-    return Rejection(code, where, message, hint)
+rejection = ReasonBook(MODALITY, REASONS)
+"""Make a Rejection with a documented ``genomics.<reason>`` code."""

@@ -6,7 +6,7 @@ A data steward sees these codes in ``polyclinic site check``; auditors count the
 
 from __future__ import annotations
 
-from modalities.base import ItemRejected, Rejection
+from modalities.base import ItemRejected, ReasonBook
 
 MODALITY = "imaging"
 
@@ -36,12 +36,8 @@ REASONS: dict[str, str] = {
 }
 
 
-def rejection(reason: str, where: str, message: str, hint: str = "") -> Rejection:
-    """A :class:`Rejection` with a documented ``imaging.<reason>`` code (unknown reasons are a bug)."""
-    code = f"{MODALITY}.{reason}"
-    if code not in REASONS:
-        raise KeyError(f"undocumented rejection code {code!r}; add it to REASONS in {__name__}")
-    return Rejection(code, where, message, hint)
+rejection = ReasonBook(MODALITY, REASONS)
+"""Make a Rejection with a documented ``imaging.<reason>`` code."""
 
 
 def rejected(reason: str, where: str, message: str, hint: str = "") -> ItemRejected:

@@ -6,7 +6,7 @@ report explains them with this table, so a code never changes meaning once relea
 
 from __future__ import annotations
 
-from modalities.base import Rejection
+from modalities.base import ReasonBook
 
 MODALITY = "records"
 
@@ -32,9 +32,5 @@ REASONS: dict[str, str] = {
 }
 
 
-def reject(reason: str, where: str, message: str, hint: str = "") -> Rejection:
-    """A Rejection with a code from :data:`REASONS` (a typo is a programming error, caught at once)."""
-    code = f"{MODALITY}.{reason}"
-    if code not in REASONS:
-        raise KeyError(f"undocumented rejection code {code!r}; add it to REASONS")
-    return Rejection(code, where, message, hint)
+reject = ReasonBook(MODALITY, REASONS)
+"""Make a Rejection with a documented ``records.<reason>`` code."""
