@@ -26,7 +26,7 @@ import copy
 from typing import Any
 
 from pydicom import config
-from pydicom.charset import convert_encodings
+from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import DicomDictionary, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -202,8 +202,8 @@ class Deidentifier:
                 kept[tag] = _raw(key, _DUMMIES.get(vr, "ANONYMIZED"))
             elif vr == "SQ":
                 items = [] if action == "Z" else ds[tag].value or []
-                kept[tag] = _element(tag, Sequence([Dataset(self._clean(item, encoding), parent_encoding=encoding)
-                                                    for item in items]), vr)
+                cleaned = [Dataset(self._clean(item, encoding), parent_encoding=encoding) for item in items]
+                kept[tag] = _element(tag, Sequence(cleaned), vr)
             elif vr == "UI" and action != "K":
                 kept[tag] = _raw(key, self._remapped(ds, tag, elem))
             elif isinstance(elem, RawDataElement):
@@ -220,8 +220,8 @@ class Deidentifier:
         """
         key = elem.value if isinstance(elem, RawDataElement) else str(elem.value)
         if key not in self._uids:
-            value = ds[tag].value
-            values = [] if not value else [value] if isinstance(value, str) else value
+            value = ds[tag].value or []
+            values = [value] if isinstance(value, str) else value
             self._uids[key] = "\\".join(self._pseudonym_uid(v) for v in values)
         return self._uids[key]
 
@@ -233,9 +233,10 @@ class Deidentifier:
 
 
 def _raw(tag: int, text: str) -> RawDataElement:
-    """A text element as pydicom's reader stores it (ASCII, padded to even length; the dictionary
-    gives the VR on decoding), so it can be shared without copies."""
-    data = text.encode("ascii")
+    """A text element as pydicom's reader stores it, so it can be shared without copies: padded to
+    even length, in the default character set (our values are ASCII; a kept DICOM UID was decoded
+    from it), decoded on first access with the dictionary's VR."""
+    data = text.encode(default_encoding)
     if len(data) % 2:
         data += b"\0" if DicomDictionary[tag][0] == "UI" else b" "
     return RawDataElement(BaseTag(tag), DicomDictionary[tag][0], len(data), data, 0, False, True)

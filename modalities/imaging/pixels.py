@@ -106,8 +106,10 @@ def decode_frames(ds: Dataset, tsyntax: UID, out: np.ndarray | None = None) -> n
 
 def _truncated(ds: Dataset, tsyntax: UID) -> bool:
     """Native pixel data shorter than its Image Pixel attributes say (checked once decoding failed)."""
+    if tsyntax.is_encapsulated or "PixelData" not in ds:
+        return False
     try:
-        return not tsyntax.is_encapsulated and "PixelData" in ds and len(ds.PixelData) < get_expected_length(ds)
+        return len(ds.PixelData) < get_expected_length(ds)
     except Exception:  # noqa: BLE001 - attributes too broken to compute a length: decode-failed says enough
         return False
 

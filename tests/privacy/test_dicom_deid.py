@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from pydicom.data import get_charset_files, get_testdata_file
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from modalities.imaging import ImageSeries, ImagingModality
 from modalities.imaging.settings import ImagingSettings
@@ -124,6 +126,37 @@ def test_series_uids_stay_linked_across_files_and_inputs_are_untouched(
     sops = [ds.SOPInstanceUID for ds in clean.datasets]
     assert len(set(sops)) == 5 and not set(sops) & {ds.SOPInstanceUID for ds in series.datasets}
     assert [[(e.tag, repr(e.value)) for e in ds.iterall()] for ds in series.datasets] == snapshot
+
+
+def test_a_series_shares_no_mutable_element_and_hashes_each_uid_once(
+        ctx: DeidContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = Path(get_testdata_file("DICOMDIR", download=False)).parent / "98892001" / "CT5N"
+    shutil.copytree(folder, tmp_path / "imaging")
+    modality = ImagingModality(ImagingSettings())
+    series = modality.read(modality.discover(tmp_path / "imaging").items[0])
+    hashed: list[str] = []
+    original_uid = ctx.pseudonymiser.uid
+    monkeypatch.setattr(ctx.pseudonymiser, "uid", lambda uid: hashed.append(uid) or original_uid(uid))
+    first, second, *_ = deidentify("imaging", series, ctx).datasets
+    distinct = {v for ds in series.datasets for e in ds.iterall() if e.VR == "UI"
+                for v in _values(e) if not v.startswith(DICOM_UID_ROOT)}
+    assert sorted(hashed) == sorted(distinct)  # study, series, frame of reference: once for five files
+    first.PatientName, first.StudyDate = "CHANGED", "20200101"
+    first.DeidentificationMethodCodeSequence[0].CodeValue = "X"
+    assert second.PatientName == PSEUDONYM and second.StudyDate == ""
+    assert second.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
+
+
+@pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian])
+def test_clean_header_round_trips_through_every_native_encoding(syntax: UID, ctx: DeidContext) -> None:
+    clean = Deidentifier(ctx).dataset(_read("rtplan.dcm"))
+    clean.file_meta.TransferSyntaxUID = syntax
+    buffer = io.BytesIO()
+    clean.save_as(buffer, enforce_file_format=True)
+    back = pydicom.dcmread(io.BytesIO(buffer.getvalue()))
+    assert [(e.tag, e.value) for e in back.iterall() if e.VR != "SQ"] == \
+        [(e.tag, e.value) for e in clean.iterall() if e.VR != "SQ"]
+    assert back.PatientID == PSEUDONYM and back.file_meta.MediaStorageSOPInstanceUID == clean.SOPInstanceUID
 
 
 def test_input_dataset_is_not_modified(ctx: DeidContext) -> None:
