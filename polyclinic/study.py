@@ -11,11 +11,13 @@ from pathlib import Path
 
 from pydantic import Field
 
+from modalities.fusion.settings import FusionSettings
 from modalities.genomics.settings import GenomicsSettings
 from modalities.imaging.settings import ImagingSettings
 from modalities.records.settings import RecordsSettings
 from modalities.settings import Settings, read_toml, validate_config
 from polyclinic.synth import vocabulary as vocab
+from privacy.dp_settings import DPSettings
 
 
 class SplitSettings(Settings):
@@ -31,6 +33,8 @@ class Study(Settings):
     records: RecordsSettings
     genomics: GenomicsSettings
     split: SplitSettings = SplitSettings()
+    fusion: FusionSettings = FusionSettings()
+    dp: DPSettings = DPSettings()
 
 
 def default_study() -> Study:
