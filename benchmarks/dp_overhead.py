@@ -10,13 +10,13 @@ while it trains (CPU PyTorch has no allocator peak counter), as ``memory_ratio``
 from __future__ import annotations
 
 import argparse
-import json
 import gc
+import json
 import os
-import threading
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 import torch
@@ -112,7 +112,8 @@ def main() -> None:
               for mode in ("plain", study.dp.grad_sample_mode)}
     configured = study.dp.grad_sample_mode
     print(json.dumps({
-        "fusion": study.fusion.fusion, "trainable_parameters": count_trainable_parameters(create_model(study)),
+        "fusion": study.fusion.fusion,
+        "trainable_parameters": count_trainable_parameters(create_model(study)),
         "batch": BATCH, "threads": torch.get_num_threads(), "grad_sample_mode": configured,
         "step_ms": {mode: round(1000 * t, 3) for mode, t in median.items()},
         "time_ratio_by_mode": {mode: median[mode] / median["plain"] for mode in MODES},

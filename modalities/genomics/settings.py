@@ -8,7 +8,7 @@ from modalities.settings import Settings
 
 
 class GenomicsSettings(Settings):
-    """One row per sample; ``patient_column`` links it to a patient; ``gene_panel`` fixes the feature order."""
+    """One row per sample; ``patient_column`` links it to a patient; ``gene_panel`` orders the features."""
 
     patient_column: str = "patient_id"
     gene_panel: tuple[str, ...] = Field(min_length=1)

@@ -68,8 +68,10 @@ class PatientTruth:
             self.birth_date.replace("-", ""),
             self.phone,
             *self.address.values(),
+            self.accession or "",
+            self.sample_id or "",
         ]
-        return [v for v in values + [self.accession or "", self.sample_id or ""] if v]
+        return [v for v in values if v]
 
     def uses_data(self, policy: Literal["opt-in", "opt-out"]) -> bool:
         """The generator's intent: an active permit or deny decides; an inactive or missing Consent

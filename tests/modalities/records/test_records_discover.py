@@ -177,5 +177,5 @@ def test_missing_folder_is_an_empty_discovery(tmp_path):
 
 
 def test_bad_code_tokens_fail_at_construction():
-    with pytest.raises(ValueError, match="target-codes.*system\\|code"):
+    with pytest.raises(ValueError, match=r"target-codes.*system\|code"):
         RecordsModality(RecordsSettings(target_codes=("C34",), index_date=dt.date(2025, 1, 1)))

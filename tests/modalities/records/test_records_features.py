@@ -36,7 +36,7 @@ def featurised(folder: str, settings: RecordsSettings = SETTINGS) -> dict[str, d
         ctx = DeidContext(PSEUDONYMS, PSEUDONYMS.patient(item.patient_id), settings.index_date)
         features = modality.features(deidentify("records", modality.read(item), ctx))
         out[item.patient_id] = {
-            "vector": dict(zip(feature_names(settings), features["records"].tolist())),
+            "vector": dict(zip(feature_names(settings), features["records"].tolist(), strict=True)),
             **features,
         }
     return out

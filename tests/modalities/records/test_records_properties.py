@@ -114,7 +114,8 @@ bundles = st.builds(
         "resourceType": "Bundle",
         "type": "collection",
         "entry": [
-            {"fullUrl": url, "resource": r} if isinstance(url, str) else r for r, url in zip(entries, urls)
+            {"fullUrl": url, "resource": r} if isinstance(url, str) else r
+            for r, url in zip(entries, urls, strict=False)
         ],
     },
     st.lists(resources | json_values, max_size=5),
