@@ -27,6 +27,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/site_pipeline.py
+	$(BIN)/python benchmarks/dp_overhead.py
 
 lint: setup
 	$(BIN)/ruff check polyclinic modalities privacy compliance client server benchmarks tests
