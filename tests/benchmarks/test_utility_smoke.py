@@ -1,0 +1,29 @@
+"""benchmarks/utility.py end to end on a tiny federation: it runs and its last line is the promised JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "utility.py"
+RATIOS = ("fusion_over_best_single", "missing_modality_over_best_single", "dp8_over_nondp", "dp1_over_nondp")
+
+
+def test_utility_benchmark_reports_every_ratio_from_its_aurocs() -> None:
+    out = subprocess.run([sys.executable, str(SCRIPT), "--patients", "40", "--seeds", "1", "--epochs", "1",
+                          "--batch", "16"], capture_output=True, text=True, check=True, timeout=120,
+                         cwd=SCRIPT.parents[1]).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    auroc = result["auroc"]
+    assert set(auroc["fusion"]) == {"concat", "gated", "perceiver"}
+    assert set(auroc["single_modality"]) == set(auroc["best_fusion_missing_at_test"]) == {
+        "imaging", "records", "genomics"}
+    for name in RATIOS:
+        assert result[name] > 0
+    best_single = max(auroc["single_modality"].values())
+    assert result["fusion_over_best_single"] == auroc["fusion"][result["best_fusion"]] / best_single
+    assert result["dp8_over_nondp"] == auroc["dp"]["eps8"] / auroc["dp"]["nondp"]
+    assert set(result["best_fusion_auroc_per_site"]) == {"hospital-a", "hospital-b", "hospital-c"}
+    assert all(0 <= v <= 1 for group in ("fusion", "single_modality") for v in auroc[group].values())
