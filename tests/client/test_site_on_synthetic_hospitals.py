@@ -22,6 +22,13 @@ def _site(root: Path, site_id: str, state: Path) -> Site:
     return Site(root / site_id, default_study(), state, now=NOW)
 
 
+def _editable_copy(root: Path, site_id: str, tmp_path: Path) -> tuple[Path, Site]:
+    """A private copy of a synthetic site (the session's federation is shared and read-only)."""
+    copy = tmp_path / site_id
+    shutil.copytree(root / site_id, copy)
+    return copy, _site(tmp_path, site_id, tmp_path / "state")
+
+
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_check_matches_the_ground_truth(federation, tmp_path, index):
     root, truth = federation
@@ -74,9 +81,7 @@ def test_prepare_caches_labels_and_masks_per_patient(federation, tmp_path):
 def test_cache_is_reused_then_invalidated_by_a_changed_file_and_pruned(federation, tmp_path):
     root, truth = federation
     site_truth = truth.sites[0]
-    copy = tmp_path / site_truth.id
-    shutil.copytree(root / site_truth.id, copy)
-    site = _site(tmp_path, site_truth.id, tmp_path / "state")
+    copy, site = _editable_copy(root, site_truth.id, tmp_path)
     first = site.run(build_cache=True)
     again = site.run(build_cache=True)
     assert again.cache.written == 0 and again.cache.reused == first.cache.written
@@ -99,10 +104,7 @@ def test_cache_is_reused_then_invalidated_by_a_changed_file_and_pruned(federatio
 
 def test_consent_withdrawal_excludes_the_patient_at_the_next_run(federation, tmp_path):
     root, truth = federation
-    site_truth = truth.sites[2]
-    copy = tmp_path / site_truth.id
-    shutil.copytree(root / site_truth.id, copy)
-    site = _site(tmp_path, site_truth.id, tmp_path / "state")
+    copy, site = _editable_copy(root, truth.sites[2].id, tmp_path)
     before = site.run(build_cache=True)
     consent_file = copy / "records" / "Consent.ndjson"
     consents = [json.loads(line) for line in consent_file.read_text().splitlines()]
