@@ -31,7 +31,7 @@ import pydicom
 from client.cache import FeatureCache
 from client.cohort import CohortManifest
 from client.item_pipeline import ItemPipeline
-from client.parallel import Task, default_workers, featurise
+from client.parallel import Task, default_workers, featurise, file_mapper
 from client.site import MODALITY_ORDER, Site
 from polyclinic.study import default_study
 from polyclinic.synth import generate
@@ -60,7 +60,7 @@ def _imaging_prepare(site: Site, state: Path, workers: int) -> int:
     modality = site.modalities["imaging"]
     pipelines = {"imaging": ItemPipeline(modality, site.recipe("imaging"), FeatureCache(state / "cache"))}
     tasks = [Task(pseudonymiser.patient(item.patient_id), "imaging", item)
-             for item in modality.discover(site.root / modality.folder).items]
+             for item in modality.discover(site.root / modality.folder, file_mapper(workers)).items]
     index_date = site.study.records.index_date
     return sum(d.outcome.features is not None
                for d in featurise(tasks, pipelines, pseudonymiser, index_date, workers))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
@@ -63,19 +64,43 @@ class _Featurise(Dataset):
         return Done(task, pipeline.cache_key(task.item, ctx), replace(outcome, features=accepted))
 
 
+class _Apply(Dataset):
+    def __init__(self, fn: Callable[[Any], Any], inputs: Sequence[Any]) -> None:
+        self.fn, self.inputs = fn, inputs
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.fn(self.inputs[index])
+
+
+def _ordered_map(dataset: Dataset, workers: int) -> Iterator[Any]:
+    """``dataset[i]`` for every i, in order; in ``workers`` forked processes when there is enough work.
+
+    fork: workers inherit the dataset (pipelines, the pseudonymiser) without pickling the site's secret.
+    """
+    workers = min(workers, len(dataset) // MIN_ITEMS_PER_WORKER)
+    if workers <= 1:
+        return (dataset[i] for i in range(len(dataset)))
+    return iter(DataLoader(dataset, batch_size=None, num_workers=workers, multiprocessing_context="fork",
+                           collate_fn=_identity))
+
+
+def file_mapper(workers: int) -> Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]:
+    """A ``map`` for a modality's per-file discovery work, spread over ``workers`` processes."""
+
+    def map_files(fn: Callable[[Any], Any], inputs: Iterable[Any]) -> Iterator[Any]:
+        return _ordered_map(_Apply(fn, list(inputs)), workers)
+
+    return map_files
+
+
 def featurise(tasks: Sequence[Task], pipelines: dict[str, ItemPipeline], pseudonymiser: Pseudonymiser,
               index_date: dt.date, workers: int) -> Iterator[Done]:
     """Outcomes in task order; in ``workers`` processes when there is enough work to pay for them."""
-    dataset = _Featurise(tasks, pipelines, pseudonymiser, index_date)
-    workers = min(workers, len(tasks) // MIN_ITEMS_PER_WORKER)
-    if workers <= 1:
-        yield from (dataset[i] for i in range(len(dataset)))
-        return
-    # fork: workers inherit the pipelines and the pseudonymiser without pickling the site's secret.
-    loader = DataLoader(dataset, batch_size=None, num_workers=workers, multiprocessing_context="fork",
-                        collate_fn=_identity)
-    yield from loader
+    return _ordered_map(_Featurise(tasks, pipelines, pseudonymiser, index_date), workers)
 
 
-def _identity(done: Done) -> Done:
-    return done
+def _identity(value: Any) -> Any:
+    return value

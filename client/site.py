@@ -25,7 +25,7 @@ import privacy.genomics_deid  # noqa: F401
 from client.cache import FeatureCache
 from client.cohort import CohortManifest, PatientEntry, assign_split
 from client.item_pipeline import ItemPipeline, Outcome
-from client.parallel import Task, featurise
+from client.parallel import Task, featurise, file_mapper
 from client.site_config import SiteConfig, load_site_config, resolve_state
 from client.site_report import CacheCounts, ModalityCounts, SiteReport
 from compliance.consent import decide
@@ -89,7 +89,7 @@ class Site:
         started = time.perf_counter()
         pseudonymiser = Pseudonymiser.for_state(self.state)
         report = SiteReport(self.config.site.id, self.config_defaulted, self.config.consent.policy)
-        patients = self._discover(pseudonymiser, report, progress)
+        patients = self._discover(pseudonymiser, report, progress, workers)
         cache = self.cache if build_cache else None
         if cache is not None:
             report.cache = CacheCounts()
@@ -128,11 +128,12 @@ class Site:
         return report
 
     def _discover(self, pseudonymiser: Pseudonymiser, report: SiteReport,
-                  progress: Progress | None) -> dict[str, _Patient]:
+                  progress: Progress | None, workers: int) -> dict[str, _Patient]:
         patients: dict[str, _Patient] = {}
+        map_files = file_mapper(workers)
         for name, modality in self.modalities.items():
             folder = self.root / modality.folder
-            discovery = modality.discover(folder) if folder.is_dir() else Discovery(name)
+            discovery = modality.discover(folder, map_files) if folder.is_dir() else Discovery(name)
             if not folder.is_dir():
                 discovery.notes.append(f"no {modality.folder}/ folder: every patient lacks this modality")
             report.modalities[name] = ModalityCounts(

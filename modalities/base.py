@@ -12,9 +12,13 @@ A bad item never stops a run: ``discover`` returns rejections beside the items i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
+
+FileMapper = Callable[[Callable[[Path], Any], Iterable[Path]], Iterator[Any]]
+"""``map``-like: applies per-file work to files, possibly in several processes, results in order."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,12 @@ class Modality(Protocol):
     folder: ClassVar[str]
     """Sub-folder of the site holding this modality's files (``imaging``, ``records``, ``genomics``)."""
 
-    def discover(self, root: Path) -> Discovery:
-        """List the items under ``root`` (the modality folder) without computing features."""
+    def discover(self, root: Path, map_files: FileMapper = map) -> Discovery:
+        """List the items under ``root`` (the modality folder) without computing features.
+
+        ``map_files`` is how per-file work may be spread over processes (the Site passes a worker
+        pool); a modality whose discovery is cheap may ignore it.
+        """
         ...
 
     def read(self, item: Item) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from modalities.base import Discovery, Item, register_modality
+from modalities.base import Discovery, FileMapper, Item, register_modality
 from modalities.files import walk_files
 from modalities.genomics.discovery import TableScanner
 from modalities.genomics.reasons import MODALITY
@@ -35,7 +35,7 @@ class GenomicsModality:
     def __init__(self, settings: GenomicsSettings) -> None:
         self.settings = settings
 
-    def discover(self, root: Path) -> Discovery:
+    def discover(self, root: Path, map_files: FileMapper = map) -> Discovery:  # one process: few files
         """Every data row becomes an item or a ``#row=N`` rejection; bad files are rejected whole."""
         discovery = Discovery(MODALITY)
         walk = walk_files(root, modality=MODALITY, site_root=root.parent)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from pydicom.dataset import Dataset
 
-from modalities.base import Discovery, Item, Rejection, register_modality
+from modalities.base import Discovery, FileMapper, Item, Rejection, register_modality
 from modalities.files import fingerprint, relative, walk_files
 from modalities.imaging.grouping import plan_series
 from modalities.imaging.headers import Header, open_dataset, scan, transfer_syntax
@@ -52,7 +53,7 @@ class ImagingModality:
         self.settings = settings
         self._pipeline = image_pipeline(settings)
 
-    def discover(self, root: Path) -> Discovery:
+    def discover(self, root: Path, map_files: FileMapper = map) -> Discovery:
         """Items and rejections for every file under ``root``.
 
         ``found`` counts every walked entry (files, and the folders or links the walk rejected), so
@@ -63,8 +64,7 @@ class ImagingModality:
         discovery = Discovery(self.name, found=len(walk.files) + len(walk.rejections),
                               rejections=list(walk.rejections))
         headers: list[Header] = []
-        for path in walk.files:
-            outcome = scan(path, relative(path, site_root))
+        for outcome in map_files(partial(_scan, site_root=site_root), walk.files):
             if isinstance(outcome, Rejection):
                 discovery.rejections.append(outcome)
             else:
@@ -178,3 +178,7 @@ def _where(paths: list[Path], folder_sizes: Counter[Path], site_root: Path) -> s
     if len(paths) > 1 and all(p.parent == folder for p in paths) and folder_sizes[folder] == len(paths):
         return relative(folder, site_root)
     return relative(paths[0], site_root)
+
+
+def _scan(path: Path, site_root: Path) -> Header | Rejection:
+    return scan(path, relative(path, site_root))

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
-from modalities.base import Discovery, Item, Rejection, register_modality
+from modalities.base import Discovery, FileMapper, Item, Rejection, register_modality
 from modalities.files import walk_files
 from modalities.records.features import RecordFeatures
 from modalities.records.linking import PatientGroup, Validated, link
@@ -39,7 +39,7 @@ class RecordsModality:
         self.settings = settings
         self._features = RecordFeatures(settings)
 
-    def discover(self, root: Path) -> Discovery:
+    def discover(self, root: Path, map_files: FileMapper = map) -> Discovery:  # one process: few files
         discovery = Discovery(self.name)
         walk = walk_files(root, modality=self.name, site_root=root.parent)
         discovery.rejections.extend(walk.rejections)
