@@ -12,6 +12,7 @@ import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
@@ -46,22 +47,13 @@ class Done:
     """Without features (they are in the cache, or not needed): only what the report counts."""
 
 
-class _Featurise(Dataset):
-    def __init__(self, tasks: Sequence[Task], pipelines: dict[str, ItemPipeline],
-                 pseudonymiser: Pseudonymiser, index_date: dt.date) -> None:
-        self.tasks, self.pipelines = tasks, pipelines
-        self.pseudonymiser, self.index_date = pseudonymiser, index_date
-
-    def __len__(self) -> int:
-        return len(self.tasks)
-
-    def __getitem__(self, index: int) -> Done:
-        task = self.tasks[index]
-        pipeline = self.pipelines[task.modality]
-        ctx = DeidContext(self.pseudonymiser, task.pseudonym, self.index_date)
-        outcome = pipeline.features(task.item, ctx)
-        accepted = {} if outcome.features is not None else None
-        return Done(task, pipeline.cache_key(task.item, ctx), replace(outcome, features=accepted))
+def _featurise_one(task: Task, pipelines: dict[str, ItemPipeline], pseudonymiser: Pseudonymiser,
+                   index_date: dt.date) -> Done:
+    pipeline = pipelines[task.modality]
+    ctx = DeidContext(pseudonymiser, task.pseudonym, index_date)
+    outcome = pipeline.features(task.item, ctx)
+    accepted = {} if outcome.features is not None else None
+    return Done(task, pipeline.cache_key(task.item, ctx), replace(outcome, features=accepted))
 
 
 class _Apply(Dataset):
@@ -99,7 +91,8 @@ def file_mapper(workers: int) -> Callable[[Callable[[Any], Any], Iterable[Any]],
 def featurise(tasks: Sequence[Task], pipelines: dict[str, ItemPipeline], pseudonymiser: Pseudonymiser,
               index_date: dt.date, workers: int) -> Iterator[Done]:
     """Outcomes in task order; in ``workers`` processes when there is enough work to pay for them."""
-    return _ordered_map(_Featurise(tasks, pipelines, pseudonymiser, index_date), workers)
+    work = partial(_featurise_one, pipelines=pipelines, pseudonymiser=pseudonymiser, index_date=index_date)
+    return _ordered_map(_Apply(work, tasks), workers)
 
 
 def _identity(value: Any) -> Any:
