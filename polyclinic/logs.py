@@ -28,11 +28,14 @@ class OwnPackagesOnly(logging.Filter):
 def configure_stderr(verbose: bool) -> None:
     """Our own warnings (INFO with ``-v``) on stderr; Python warnings become log records, so a
     library's warning that quotes a value or a path is filtered like any third-party log line."""
+    root = logging.getLogger()
+    for previous in [h for h in root.handlers if getattr(h, "polyclinic_stderr", False)]:
+        root.removeHandler(previous)  # main() may run more than once in a process (tests, embedding)
     handler = logging.StreamHandler()
+    handler.polyclinic_stderr = True  # type: ignore[attr-defined]
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(OwnPackagesOnly())
-    root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     logging.captureWarnings(True)

@@ -53,3 +53,12 @@ def test_check_json_is_one_object_with_the_stewards_view(federation, tmp_path, c
     assert report["patients"]["discovered"] == len(site.patients)
     assert report["modalities"]["genomics"]["rejected"] == {"genomics.duplicate-sample": 1}
     assert {r["code"] for r in report["rejections"]} >= {"imaging.not-dicom", "imaging.no-pixels"}
+
+
+def test_repeated_runs_in_one_process_keep_one_stderr_handler(tmp_path):
+    import logging
+
+    for _ in range(3):
+        main(["site", "check", str(tmp_path / "nowhere")])
+    ours = [h for h in logging.getLogger().handlers if getattr(h, "polyclinic_stderr", False)]
+    assert len(ours) == 1
