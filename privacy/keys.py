@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import tempfile
 from pathlib import Path
 
 KEY_BYTES = 32
@@ -28,16 +29,26 @@ def keys_dir(state: Path) -> Path:
 
 
 def load_or_create_secret(state: Path, name: str) -> bytes:
-    """The secret ``STATE/keys/<name>.key``; 32 random bytes written with mode 0600 on first use."""
-    path = keys_dir(state) / f"{name}.key"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    """The secret ``STATE/keys/<name>.key``; 32 random bytes written with mode 0600 on first use.
+
+    The secret is written in full to a private temporary file and then hard-linked into place, which
+    fails if the key exists: a racing process never sees a half-written key, and only one key wins.
+    """
+    folder = keys_dir(state)
+    path = folder / f"{name}.key"
+    if path.exists():
         return _read_secret(path)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(secrets.token_bytes(KEY_BYTES))
-        fh.flush()
-        os.fsync(fh.fileno())
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}-")  # mkstemp creates it with mode 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(KEY_BYTES))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process created it first: use theirs
+    finally:
+        os.unlink(tmp)
     return _read_secret(path)
 
 
