@@ -91,5 +91,11 @@ class CohortDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def as_batch(self) -> dict[str, torch.Tensor]:
+        """Every sample stacked into one batch, for evaluation (a site's split fits in memory)."""
+        if not self.samples:
+            raise ValueError("an empty split has no batch; check len() first")
+        return {key: torch.stack([sample[key] for sample in self.samples]) for key in self.samples[0]}
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return self.samples[index]

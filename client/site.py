@@ -28,6 +28,7 @@ from client.item_pipeline import ItemPipeline, Outcome
 from client.parallel import Task, featurise, file_mapper
 from client.site_config import SiteConfig, load_site_config, resolve_state
 from client.site_report import CacheCounts, ModalityCounts, SiteReport
+from compliance import gdpr
 from compliance.consent import decide
 from modalities.base import Discovery, Item, Modality, Rejection, create_modality
 from privacy.deidentify import DeidContext
@@ -95,8 +96,11 @@ class Site:
             report.cache = CacheCounts()
         pipelines = {name: ItemPipeline(m, self.recipe(name), cache) for name, m in self.modalities.items()}
         tasks = []
+        erased = gdpr.erased(self.state)  # GDPR Art. 17: before consent, so nothing of theirs is read
         for done, (pseudonym, patient) in enumerate(sorted(patients.items()), start=1):
-            if self._consent_and_records(pseudonymiser, pseudonym, patient, report, pipelines[RECORDS]):
+            if pseudonym in erased:
+                report.patients.consent_excluded[gdpr.ERASED] += 1
+            elif self._consent_and_records(pseudonymiser, pseudonym, patient, report, pipelines[RECORDS]):
                 tasks += [Task(pseudonym, name, item)
                           for name, item in patient.items.items() if name != RECORDS]
             if progress:

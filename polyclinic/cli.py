@@ -15,6 +15,7 @@ from rich.console import Console
 
 from client.parallel import default_workers
 from modalities.settings import ConfigError
+from polyclinic import audit_cli, gdpr_cli, keys_cli, report_cli
 from privacy.keys import UntrustedKeyError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -24,6 +25,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
     return value
 
 
@@ -50,9 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--workers", type=_positive, default=default_workers(),
                          help="processes that decode and featurise (default: the usable cores, at most 4)")
 
-    demo = commands.add_parser("demo", help="synthetic hospitals through the whole site pipeline")
+    audit_cli.add_parser(commands)
+    keys_cli.add_parser(commands)
+    gdpr_cli.add_parser(commands)
+    report_cli.add_parser(commands)
+
+    demo = commands.add_parser("demo", help="synthetic hospitals, federated DP training, evaluation")
     demo.add_argument("--sites", type=_positive, default=3)
     demo.add_argument("--patients", type=_positive, default=120)
+    demo.add_argument("--rounds", type=_positive, default=5)
+    demo.add_argument("--epsilon", type=_positive_float, default=8.0, help="every site's privacy budget")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", type=Path, default=Path("demo-out"))
     demo.add_argument("--json", action="store_true")
@@ -72,6 +87,7 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 def _run_site(args: argparse.Namespace) -> int:
     from client.site import Site
+    from client.site_audit import record_site_run, site_trail
     from polyclinic.console import print_json, progress_bar, render_site, stderr
     from polyclinic.logs import site_log
     from polyclinic.study import load_study
@@ -83,6 +99,8 @@ def _run_site(args: argparse.Namespace) -> int:
     with site_log(site.state), progress_bar(not args.json) as progress:
         report = site.run(build_cache=args.site_command == "prepare", progress=progress,
                           workers=args.workers)
+    if args.site_command == "prepare":
+        record_site_run(site_trail(site.state, report.site_id), report)
     if args.json:
         print_json(report.to_json())
     else:
@@ -101,7 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from polyclinic.logs import configure_stderr
 
     configure_stderr(args.verbose)
-    handlers = {"synth": _run_synth, "site": _run_site, "demo": _run_demo}
+    handlers = {"synth": _run_synth, "site": _run_site, "demo": _run_demo, "audit": audit_cli.run,
+                "keys": keys_cli.run, "gdpr": gdpr_cli.run,
+                "report": report_cli.run}
     try:
         return handlers[args.command](args)
     except (ConfigError, FileNotFoundError, FileExistsError, NotADirectoryError, UntrustedKeyError) as exc:

@@ -18,6 +18,7 @@ from modalities.records.settings import RecordsSettings
 from modalities.settings import Settings, read_toml, validate_config
 from polyclinic.synth import vocabulary as vocab
 from privacy.dp_settings import DPSettings
+from server.settings import FederationSettings
 
 
 class SplitSettings(Settings):
@@ -35,6 +36,7 @@ class Study(Settings):
     split: SplitSettings = SplitSettings()
     fusion: FusionSettings = FusionSettings()
     dp: DPSettings = DPSettings()
+    federation: FederationSettings = FederationSettings()
 
 
 def default_study() -> Study:

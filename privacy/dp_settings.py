@@ -20,7 +20,7 @@ class DPSettings(Settings):
     accountant: Literal["prv", "rdp"] = "prv"
     """PRV gives the tighter epsilon (Gopi et al. 2021); RDP is faster and a looser upper bound."""
     max_grad_norm: float = Field(default=1.0, gt=0)
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=16, ge=1)
     """Expected batch size: with Poisson sampling each example joins a batch with probability ~B/n."""
     optimizer: Literal["adam", "sgd"] = "adam"
     learning_rate: float = Field(default=1e-2, gt=0)

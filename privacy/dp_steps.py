@@ -39,17 +39,41 @@ class Trainable:
     loader: DataLoader
 
 
-def make_optimizer(model: nn.Module, settings: DPSettings) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, settings: DPSettings, *,
+                   proximal_mu: float = 0.0) -> torch.optim.Optimizer:
+    """The optimizer over the trainable weights; ``proximal_mu > 0`` adds FedProx's pull towards the weights
+    the round started from (see :func:`_proximal_pull`)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if settings.optimizer == "adam":
-        return torch.optim.Adam(params, lr=settings.learning_rate)
-    return torch.optim.SGD(params, lr=settings.learning_rate, momentum=0.9)
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=settings.learning_rate)
+    else:
+        optimizer = torch.optim.SGD(params, lr=settings.learning_rate, momentum=0.9)
+    if proximal_mu > 0:
+        optimizer.register_step_pre_hook(_proximal_pull(params, proximal_mu))
+    return optimizer
 
 
-def plain(model: nn.Module, dataset: Dataset, settings: DPSettings, generator: torch.Generator) -> Trainable:
+def _proximal_pull(params: list[nn.Parameter], mu: float) -> Any:
+    """FedProx's proximal term ``mu/2 ||w - w_start||^2`` as a gradient ``mu (w - w_start)``, added just
+    before each update. On the optimizer Opacus wraps, this runs after clipping and noise: it depends on
+    no example, so it is post-processing and leaves the (epsilon, delta) guarantee as it is."""
+    start = [p.detach().clone() for p in params]
+
+    def pull(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        with torch.no_grad():
+            for param, anchor in zip(params, start, strict=True):
+                if param.grad is not None:
+                    param.grad.add_(param - anchor, alpha=mu)
+
+    return pull
+
+
+def plain(model: nn.Module, dataset: Dataset, settings: DPSettings, generator: torch.Generator, *,
+          proximal_mu: float = 0.0) -> Trainable:
     """The non-private baseline: shuffled fixed-size batches, no clipping, no noise."""
     loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True, generator=generator)
-    return Trainable(model, make_optimizer(model, settings), nn.BCEWithLogitsLoss(), loader)
+    return Trainable(model, make_optimizer(model, settings, proximal_mu=proximal_mu), nn.BCEWithLogitsLoss(),
+                     loader)
 
 
 def wrap_private(

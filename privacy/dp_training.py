@@ -94,18 +94,21 @@ class DPTrainer:
         self.settings, self.budget = settings, budget
         self.run_id, self.seed, self.device = run_id, seed, torch.device(device)
 
-    def train_round(self, model: nn.Module, dataset: Dataset, *, round: int) -> RoundResult:
+    def train_round(self, model: nn.Module, dataset: Dataset, *, round: int,
+                    proximal_mu: float = 0.0) -> RoundResult:
         """Train a copy of ``model`` for ``local_epochs`` on ``dataset``; BudgetExceeded, ImpossibleSettings
-        or NonFiniteLoss leave the ledger and ``model`` exactly as they were."""
+        or NonFiniteLoss leave the ledger and ``model`` exactly as they were. ``proximal_mu`` (FedProx) pulls
+        the weights towards ``model``'s, without touching the privacy accounting."""
         if self.settings.enabled:
-            return self._private_round(model, dataset, round)
-        return self._plain_round(model, dataset, round)
+            return self._private_round(model, dataset, round, proximal_mu)
+        return self._plain_round(model, dataset, round, proximal_mu)
 
-    def _plain_round(self, model: nn.Module, dataset: Dataset, round: int) -> RoundResult:
+    def _plain_round(self, model: nn.Module, dataset: Dataset, round: int, proximal_mu: float) -> RoundResult:
         if len(dataset) == 0:
             raise ImpossibleSettings("dp.empty-dataset", "there are no training examples to train on")
         work = copy.deepcopy(model).to(self.device).train()
-        trainable = plain(work, dataset, self.settings, _generator(self.seed, self.run_id, round, "sampling"))
+        trainable = plain(work, dataset, self.settings, _generator(self.seed, self.run_id, round, "sampling"),
+                          proximal_mu=proximal_mu)
         mean_loss = train_epochs(trainable, self.settings.local_epochs, self.device)
         _check_finite(work)
         return RoundResult(_weights(work), len(dataset), math.inf, math.inf, 0.0, mean_loss, 0.0,
@@ -123,7 +126,8 @@ class DPTrainer:
         return calibrate_noise(self.budget.epsilon, self.budget.delta, sample_rate,
                                rounds_left * steps_per_round, self.settings.accountant, history)
 
-    def _private_round(self, model: nn.Module, dataset: Dataset, round: int) -> RoundResult:
+    def _private_round(self, model: nn.Module, dataset: Dataset, round: int,
+                       proximal_mu: float) -> RoundResult:
         settings, budget, n = self.settings, self.budget, len(dataset)
         accountant = self.ledger.accountant()
         validate_budget(budget_epsilon=budget.epsilon, delta=budget.delta, n_examples=n,
@@ -139,7 +143,8 @@ class DPTrainer:
         loader = DataLoader(dataset, batch_size=settings.batch_size,
                             generator=_generator(self.seed, self.run_id, round, "sampling"))
         trainable, engine = wrap_private(
-            work, make_optimizer(work, settings), loader, settings=settings, noise_multiplier=sigma,
+            work, make_optimizer(work, settings, proximal_mu=proximal_mu), loader, settings=settings,
+            noise_multiplier=sigma,
             accountant_state=accountant.state_dict(),
             noise_generator=_generator(self.seed, self.run_id, round, "noise", self.device.type))
         mean_loss = train_epochs(trainable, settings.local_epochs, self.device)

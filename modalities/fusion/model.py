@@ -98,8 +98,11 @@ def _zero_where_absent(tensor: torch.Tensor, present: torch.Tensor) -> torch.Ten
 def create_model(study: StudyLike, settings: FusionSettings | None = None) -> FusionModel:
     """The study's fusion model; ``settings`` default to the study's ``fusion`` section, if any."""
     settings = settings or getattr(study, "fusion", None) or FusionSettings()
+    imaging = ImagingEncoder(study.imaging.spatial_size, settings.d_model, settings.image_grid)
+    if settings.freeze_image_features:
+        imaging.features.requires_grad_(False)
     encoders: dict[str, nn.Module] = {
-        "imaging": ImagingEncoder(study.imaging.spatial_size, settings.d_model, settings.image_grid),
+        "imaging": imaging,
         "records": RecordsEncoder(len(feature_names(study.records)), settings.d_model,
                                   settings.records_tokens),
         "genomics": GenomicsEncoder(len(study.genomics.gene_panel), settings.d_model, settings.pathway_size),

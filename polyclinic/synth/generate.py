@@ -28,11 +28,11 @@ GROUND_TRUTH = "ground-truth.json"
 EPSILON, DELTA = 8.0, 1e-5
 
 
-def site_toml(site: str, profile: SiteProfile) -> str:
+def site_toml(site: str, profile: SiteProfile, epsilon: float = EPSILON) -> str:
     """The site's configuration: its id, consent policy and privacy budget."""
     return (
         f'[site]\nid = "{site}"\n[consent]\npolicy = "{profile.consent_policy}"\n'
-        f"[privacy]\nepsilon = {EPSILON}\ndelta = {DELTA:.0e}\n"
+        f"[privacy]\nepsilon = {float(epsilon)}\ndelta = {DELTA:.0e}\n"
     ).replace("e-0", "e-")
 
 
@@ -67,7 +67,7 @@ def _patient_truth(p: Patient, imaging: ImagingOutput, sample_ids: dict[str, str
     )
 
 
-def _site(out: Path, index: int, patients: int, seed: int, mu: np.ndarray) -> SiteTruth:
+def _site(out: Path, index: int, patients: int, seed: int, mu: np.ndarray, epsilon: float) -> SiteTruth:
     """Write one hospital folder and return its ground truth."""
     sid, profile = site_id(index), profile_for(index)
     root = out / sid
@@ -94,7 +94,7 @@ def _site(out: Path, index: int, patients: int, seed: int, mu: np.ndarray) -> Si
         sample_ids, genomics = write_genomics(
             root / "genomics", population, profile, mu, stream(seed, index, "genomics")
         )
-    (root / "site.toml").write_text(site_toml(sid, profile), encoding="utf-8")
+    (root / "site.toml").write_text(site_toml(sid, profile, epsilon), encoding="utf-8")
     log.info(
         "synthetic site %s (profile %s): %d patients in %.1f s",
         sid,
@@ -114,8 +114,10 @@ def _site(out: Path, index: int, patients: int, seed: int, mu: np.ndarray) -> Si
     )
 
 
-def generate(out: Path, *, sites: int = 3, patients: int = 120, seed: int = 0) -> GroundTruth:
-    """Write ``sites`` hospital folders (``OUT/hospital-a`` ...) and ``OUT/ground-truth.json``.
+def generate(out: Path, *, sites: int = 3, patients: int = 120, seed: int = 0,
+             epsilon: float = EPSILON) -> GroundTruth:
+    """Write ``sites`` hospital folders (``OUT/hospital-a`` ...) and ``OUT/ground-truth.json``; every
+    site's privacy budget is ``epsilon`` (delta 1e-5).
 
     Refuses to write into a site folder that already has content, so stale files from an earlier
     run can never mix with new ones.
@@ -137,7 +139,7 @@ def generate(out: Path, *, sites: int = 3, patients: int = 120, seed: int = 0) -
     truth = GroundTruth(
         seed=seed,
         index_date=vocab.INDEX_DATE,
-        sites=[_site(out, index, patients, seed, mu) for index in range(sites)],
+        sites=[_site(out, index, patients, seed, mu, epsilon) for index in range(sites)],
     )
     truth.dump(out / GROUND_TRUTH)
     return truth

@@ -1,0 +1,123 @@
+"""The hospital's Flower ClientApp: unpack a message, ask :class:`FederatedSite`, pack the answer.
+
+Where the site is: in deployment the SuperNode's node-config names it (``site-dir``, optionally
+``state-dir``); in simulation each virtual node takes the ``partition-id``-th folder (by name) of the run
+config's ``federation-dir`` and keeps its state under ``state-root/<folder>``. The study arrives with every
+message (``study`` in the config, as JSON): a site trains exactly the coordinator's study and validates it
+with the same typed schema before use. This module and ``server/app.py`` are the composition roots that
+may import ``polyclinic.study``; the rest of ``client/`` never does.
+
+Replies carry one ArrayRecord (``arrays``, train only), one MetricRecord (``metrics``: numbers) and one
+ConfigRecord (``site``: the site id, the digest of the update and the head of the site's audit chain, which
+the coordinator anchors in its own trail; the train config carries the coordinator's head the other way).
+A site that refuses replies with an error whose reason starts with ``site-refused <site id> <code>:``,
+and the round goes on without it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from client.federated import FederatedSite, SiteRefused
+from compliance.audit_chain import ChainHead
+from polyclinic.logs import configure_stderr, site_log
+from polyclinic.study import Study
+
+SITE_REFUSED = 4200
+"""Error code of a clean refusal (budget spent, no usable patients), as opposed to a crash."""
+
+
+
+def site_for(context: Context, study: Study, defaults: Mapping[str, str]) -> FederatedSite:
+    """The site this node serves, from node-config (deployment) or the partition id (simulation)."""
+    node, run = context.node_config, {**defaults, **context.run_config}
+    if "site-dir" in node:
+        state = Path(str(node["state-dir"])) if node.get("state-dir") else None
+        return FederatedSite(Path(str(node["site-dir"])), study, state)
+    folders = sorted(p for p in Path(str(run["federation-dir"])).iterdir() if p.is_dir())
+    folder = folders[int(node["partition-id"])]
+    state_root = str(run.get("state-root", ""))
+    return FederatedSite(folder, study, Path(state_root) / folder.name if state_root else None)
+
+
+def _study(message: Message) -> Study:
+    return Study.model_validate_json(str(message.content["config"]["study"]))
+
+
+def _refusal(message: Message, site: FederatedSite, refused: SiteRefused) -> Message:
+    return Message(Error(SITE_REFUSED, f"site-refused {site.id} {refused.code}: {refused}"), reply_to=message)
+
+
+def _train(message: Message, site: FederatedSite) -> Message:
+    config = message.content["config"]
+    weights = message.content["arrays"].to_torch_state_dict()
+    coordinator = (ChainHead(int(config["audit-sequence"]), str(config["audit-hash"]))
+                   if "audit-hash" in config else None)
+    try:
+        outcome = site.train(weights, run_id=str(config["run-id"]), round=int(config["server-round"]),
+                             coordinator_head=coordinator,
+                             proximal_mu=float(config.get("proximal-mu", 0.0)))
+    except SiteRefused as refused:
+        return _refusal(message, site, refused)
+    head = site.trail.head()
+    content = RecordDict({
+        "arrays": ArrayRecord(outcome.weights),
+        "metrics": MetricRecord(outcome.metrics),
+        "site": ConfigRecord({"site-id": site.id, "update-digest": outcome.digest,
+                              "replayed": outcome.replayed, "audit-sequence": head.sequence,
+                              "audit-hash": head.hash}),
+    })
+    return Message(content=content, reply_to=message)
+
+
+def _evaluate(message: Message, site: FederatedSite) -> Message:
+    try:
+        evaluation = site.evaluate(message.content["arrays"].to_torch_state_dict())
+    except SiteRefused as refused:
+        return _refusal(message, site, refused)
+    site_record = {"site-id": site.id}
+    if evaluation.fairness is not None:
+        site_record["fairness"] = evaluation.fairness
+    content = RecordDict({"metrics": MetricRecord(evaluation.metrics()), "site": ConfigRecord(site_record)})
+    return Message(content=content, reply_to=message)
+
+
+def _handle(message: Message, context: Context, defaults: Mapping[str, str],
+            handler: Callable[[Message, FederatedSite], Message]) -> Message:
+    """Run ``handler`` for the node's site with the site's logging: our own lines go to the site's log
+    file; third-party lines and Python warnings (pydicom quotes values and paths) go nowhere."""
+    started = time.perf_counter()
+    torch.set_num_threads(1)  # one core per virtual site: simulation runs as many sites as cores
+    configure_stderr(verbose=False)
+    site = site_for(context, _study(message), defaults)
+    with site_log(site.state):
+        reply = handler(message, site)
+    if not reply.has_error():
+        # the site's own wall time for this request: what the federation's overhead is measured against
+        next(iter(reply.content.metric_records.values()))["site-seconds"] = time.perf_counter() - started
+    return reply
+
+
+def create_client_app(defaults: Mapping[str, str] | None = None) -> ClientApp:
+    """A ClientApp; ``defaults`` fill run-config keys a run leaves out (the demo's federation folders)."""
+    fallback = dict(defaults or {})
+    client_app = ClientApp()
+
+    @client_app.train()
+    def train(message: Message, context: Context) -> Message:
+        return _handle(message, context, fallback, _train)
+
+    @client_app.evaluate()
+    def evaluate(message: Message, context: Context) -> Message:
+        return _handle(message, context, fallback, _evaluate)
+
+    return client_app
+
+
+app = create_client_app()

@@ -1,0 +1,134 @@
+"""``polyclinic report RUN_OR_STATE --out DIR``: the auditor's report (``report.html`` + ``report.json``).
+
+``compliance`` reads the ledgers and trails; what it may not import lives here: each site's
+``site.toml`` (its privacy budget), the study (for the Art. 30 record) and the fairness evaluation of
+the global model on each site's validation split (cohort cache + fusion model). Exit codes: 0 the
+report is written and found no problem, 1 written but a trail is tampered, a budget overspent or the
+ledger and the trail disagree, 2 nothing reportable at the path or bad options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from client.cohort import VALIDATION
+from client.cohort_dataset import CohortDataset
+from client.site_config import SITE_FILE, SiteConfig, load_site_config, resolve_state
+from compliance.fairness import DEFAULT_K, sensitive_columns, site_fairness
+from compliance.processing_record import processing_record
+from compliance.report import SiteInputs, build_report, record_report, write_report
+from compliance.report_facts import FairnessFacts
+from compliance.report_gather import Budget, Layout, find_layout
+from modalities.fusion import FusionModel, create_model, predict
+from modalities.settings import ConfigError
+from polyclinic.study import Study, load_study
+from privacy.ledger import LedgerError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+FAIRNESS_SOURCE = "recomputed by the report from the global model on the site's validation split"
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``report`` to the ``polyclinic`` sub-commands (``commands`` from ``add_subparsers``)."""
+    report = commands.add_parser("report", help="auditor report of a run or a site: report.html, report.json")
+    report.add_argument("source", type=Path, metavar="RUN_OR_STATE",
+                        help="a run folder (demo --out) or one site's STATE")
+    report.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the report is written")
+    report.add_argument("--site", type=Path, metavar="SITE",
+                        help="the site folder of a bare STATE, for its site.toml (default: found beside it)")
+    report.add_argument("--model", type=Path, metavar="MODEL.pt",
+                        help="global weights for the fairness figures (default: RUN/model/model.pt)")
+    report.add_argument("--json", action="store_true", help="print one JSON summary instead of lines")
+
+
+def _site_folder(layout: Layout, state: Path, given: Path | None) -> Path | None:
+    """Where the site's site.toml is: --site, the run's (or a STATE's ``../../``) ``sites/<name>``, or the
+    folder whose state STATE is (``SITE/.polyclinic``)."""
+    if given is not None:
+        return given
+    beside = (state.parent.parent if layout.kind == "site" else layout.root) / "sites" / state.name
+    if (beside / SITE_FILE).is_file():
+        return beside
+    owner = state.parent
+    if layout.kind == "site" and (owner / SITE_FILE).is_file():
+        config, _ = load_site_config(owner)
+        if resolve_state(owner, config, None).resolve() == state.resolve():
+            return owner
+    return None
+
+
+def _config(folder: Path | None, site_id: str) -> SiteConfig | None:
+    if folder is None:
+        return None
+    config, defaulted = load_site_config(folder)
+    if defaulted:
+        raise ConfigError(f"report: {folder} has no {SITE_FILE}; give the folder that holds it with --site")
+    if config.site.id != site_id:
+        raise ConfigError(f"report: {folder / SITE_FILE} is site {config.site.id!r}, but the state "
+                          f"belongs to {site_id!r}; give the right site folder with --site")
+    return config
+
+
+def _model(study: Study, path: Path | None) -> FusionModel | None:
+    if path is None:
+        return None
+    model = create_model(study)
+    try:
+        model.load_state_dict(torch.load(path, weights_only=True))
+    except RuntimeError as exc:
+        raise ConfigError(f"report: {path} does not fit the study's model ({str(exc).splitlines()[0]}); "
+                          "give the run's study with --study") from exc
+    return model
+
+
+def site_fairness_facts(study: Study, model: FusionModel | None,
+                        state: Path) -> tuple[FairnessFacts | None, str | None]:
+    """The site's fairness table from ``model`` on its validation split (k = 10), or why there is none."""
+    if model is None:
+        return None, "no global model to evaluate (give --model MODEL.pt)"
+    try:
+        dataset = CohortDataset(state, study, VALIDATION)
+    except FileNotFoundError as exc:
+        return None, str(exc)
+    if len(dataset) == 0:
+        return None, "no validation patients in the site's prepared cohort"
+    batch = dataset.as_batch()
+    scores = predict(model, batch).probability.numpy()
+    table = site_fairness(batch["label"].numpy().astype(int), scores,
+                          sensitive_columns(p.sensitive for p in dataset.patients), k=DEFAULT_K)
+    return FairnessFacts(source=FAIRNESS_SOURCE, table=table), None
+
+
+def run(args: argparse.Namespace) -> int:
+    study = load_study(args.study)
+    layout = find_layout(args.source)
+    model = _model(study, args.model or layout.model)
+    inputs, configs = {}, {}
+    for site_id, state in layout.states.items():
+        config = _config(_site_folder(layout, state, args.site), site_id)
+        configs[site_id] = config
+        budget = None if config is None else Budget(config.privacy.epsilon, config.privacy.delta, SITE_FILE)
+        inputs[site_id] = SiteInputs(budget, *site_fairness_facts(study, model, state))
+    only = next(iter(configs.values())) if layout.kind == "site" else None
+    try:
+        facts = build_report(layout, study=study.name, inputs=inputs,
+                             processing_record=processing_record(study, only))
+    except LedgerError as exc:
+        print(f"polyclinic report: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    digest = write_report(facts, args.out)
+    unrecorded = record_report(layout, facts.kind, digest)
+    if args.json:
+        sys.stdout.write(json.dumps({"out": str(args.out), "report": digest, "problems": facts.problems,
+                                     "unrecorded": unrecorded}, sort_keys=True) + "\n")
+    for line in [*facts.problems, *unrecorded]:
+        print(f"polyclinic report: {line}", file=sys.stderr)
+    print(f"polyclinic report: wrote {args.out}/report.html and report.json (sha256 {digest[:16]}); "
+          f"{len(facts.problems)} problem(s)", file=sys.stderr)
+    return EXIT_FAILED if facts.problems else EXIT_OK

@@ -1,0 +1,165 @@
+"""The coordinator's rounds: configure, send, aggregate, evaluate, checkpoint; resumable after a crash.
+
+Flower's ``Strategy.start`` runs all rounds in one go and keeps its history in memory; a coordinator that
+dies loses everything. This loop calls the same strategy methods one round at a time and saves a checkpoint
+after each (``server/checkpoint.py``), so a restarted coordinator carries on from the last finished round
+with the same run id, and sites answer a repeated round from their round store (no budget spent twice).
+What each site said (trained, with its epsilon, or refused and why) goes to the run log and the history.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.serverapp import Grid
+
+from compliance.audit import AuditTrail
+from compliance.audit_chain import ChainHead
+from compliance.fairness import FairnessTable, FederatedFairness, merge
+from modalities.fusion import create_model
+from modalities.fusion.digest import weights_digest
+from server.checkpoint import Checkpoint, CheckpointStore, study_digest
+from server.strategies import create_strategy
+
+log = logging.getLogger(__name__)
+REFUSAL_PREFIX = "site-refused "
+
+
+@dataclass(frozen=True)
+class SiteReply:
+    """One site's answer to one request; ``refused`` is a reason code, ``error`` a crash or a timeout."""
+
+    site_id: str
+    metrics: dict[str, float]
+    refused: str | None = None
+    error: str | None = None
+    audit_head: ChainHead | None = None
+    """The site's audit chain head after the round, anchored in the coordinator's trail."""
+    fairness: str | None = None
+    """The site's suppressed subgroup count tables (JSON) from an evaluation."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"site": self.site_id, "metrics": self.metrics, "refused": self.refused, "error": self.error}
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    round: int
+    rounds: int
+    train: list[SiteReply]
+    evaluate: list[SiteReply]
+    aggregated: dict[str, float]
+    """Example-weighted federated validation metrics (``auroc``, ``loss``) of the new global model."""
+    fairness: FederatedFairness | None
+    """The sites' subgroup tables merged (cells under k suppressed again), or None if none reported."""
+
+
+def merged_fairness(replies: list[SiteReply]) -> FederatedFairness | None:
+    """The federated fairness view of one evaluation; a table that fails validation is left out."""
+    tables = []
+    for reply in replies:
+        if reply.fairness is None:
+            continue
+        try:
+            tables.append(FairnessTable.from_json(reply.fairness))
+        except ValueError as exc:
+            log.warning("site %s sent a fairness table that is not valid, left out: %s", reply.site_id,
+                        str(exc).splitlines()[0])
+    return merge(tables) if tables else None
+
+
+def read_reply(message: Message) -> SiteReply:
+    """What a reply says, without trusting it to be well formed."""
+    node = f"node-{message.metadata.src_node_id}"
+    if message.has_error():
+        reason = message.error.reason or ""
+        if reason.startswith(REFUSAL_PREFIX):
+            site_id, code = reason[len(REFUSAL_PREFIX):].split(":", 1)[0].split(" ", 1)
+            return SiteReply(site_id, {}, refused=code, error=reason.split(": ", 1)[-1])
+        return SiteReply(node, {}, error=reason.splitlines()[0] if reason else f"error {message.error.code}")
+    content = message.content
+    site = content["site"] if "site" in content.config_records else {}
+    metrics = next(iter(content.metric_records.values()), {})
+    head = ChainHead(int(site["audit-sequence"]), str(site["audit-hash"])) if "audit-hash" in site else None
+    return SiteReply(str(site.get("site-id", node)),
+                     {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}, audit_head=head,
+                     fairness=str(site["fairness"]) if "fairness" in site else None)
+
+
+def _describe(round: int, replies: Iterable[SiteReply]) -> None:
+    for reply in replies:
+        if reply.refused:
+            log.warning("round %d: site %s refused (%s): %s", round, reply.site_id, reply.refused,
+                        reply.error)
+        elif reply.error:
+            log.warning("round %d: %s failed: %s", round, reply.site_id, reply.error)
+        elif "epsilon-spent" in reply.metrics:
+            m = reply.metrics
+            log.info("round %d: site %s trained on %d patients; epsilon %.3f of %g spent, %.3f left",
+                     round, reply.site_id, m["num-examples"], m["epsilon-spent"], m["epsilon-budget"],
+                     m["epsilon-remaining"])
+
+
+def _exchange(grid: Grid, messages: Iterable[Message],
+              timeout: float) -> tuple[list[Message], list[SiteReply]]:
+    replies = list(grid.send_and_receive(messages, timeout=timeout))
+    return replies, [read_reply(r) for r in replies]
+
+
+def run_study(grid: Grid, study: Any, coordinator: Path, *,
+              on_round: Callable[[RoundSummary], None] | None = None) -> Checkpoint:
+    """Run (or resume) the study's rounds; returns the last checkpoint (the final global model)."""
+    study_json = study.model_dump_json()
+    digest = study_digest(study_json)
+    store = CheckpointStore(coordinator / "checkpoints")
+    strategy = create_strategy(study.federation)
+    described = {"name": study.federation.strategy, **study.federation.model_dump()}
+    checkpoint = store.latest(digest)
+    if checkpoint is None:
+        checkpoint = Checkpoint(f"study-{uuid.uuid4().hex[:12]}", 0, digest, described,
+                                create_model(study).state_dict())
+    else:
+        log.info("resuming run %s after round %d", checkpoint.run_id, checkpoint.round)
+    arrays = ArrayRecord(checkpoint.weights)
+    timeout = study.federation.round_timeout_s
+    trail = AuditTrail.for_state(coordinator, actor="coordinator")
+    for round in range(checkpoint.round + 1, study.dp.rounds + 1):
+        head = trail.head()
+        config = ConfigRecord({"run-id": checkpoint.run_id, "study": study_json,
+                               "audit-sequence": head.sequence, "audit-hash": head.hash})
+        replies, trained = _exchange(grid, strategy.configure_train(round, arrays, config, grid), timeout)
+        _describe(round, trained)
+        for reply in trained:
+            if reply.audit_head is not None:
+                trail.anchor(reply.site_id, reply.audit_head, round)
+        new_arrays, _ = strategy.aggregate_train(round, replies)
+        if new_arrays is None:
+            log.warning("round %d: no site sent an update; the global model is unchanged", round)
+        else:
+            arrays = new_arrays
+            updates = [r for r in trained if "num-examples" in r.metrics]
+            trail.append("model.aggregated", {
+                "round": round, "sites": len(updates), "model": weights_digest(arrays.to_torch_state_dict()),
+                "examples": int(sum(r.metrics["num-examples"] for r in updates))})
+        config = ConfigRecord({"run-id": checkpoint.run_id, "study": study_json})
+        requests = strategy.configure_evaluate(round, arrays, config, grid)
+        replies, evaluated = _exchange(grid, requests, timeout)
+        aggregated = strategy.aggregate_evaluate(round, replies)
+        fairness = merged_fairness(evaluated)
+        summary = RoundSummary(round, study.dp.rounds, trained, evaluated, dict(aggregated or {}), fairness)
+        history = [*checkpoint.history, {"round": round, "train": [r.as_dict() for r in trained],
+                                         "evaluate": [r.as_dict() for r in evaluated],
+                                         "aggregated": summary.aggregated,
+                                         "fairness": None if fairness is None else fairness.to_json()}]
+        checkpoint = Checkpoint(checkpoint.run_id, round, digest, described, arrays.to_torch_state_dict(),
+                                history)
+        store.save(checkpoint)
+        if on_round is not None:
+            on_round(summary)
+    return checkpoint
