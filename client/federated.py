@@ -77,7 +77,8 @@ class Evaluation:
 
     def metrics(self) -> dict[str, float]:
         """Numbers for a MetricRecord; withheld values are NaN so every site replies with the same keys."""
-        return {"num-examples": float(self.examples), "positives": float(self.positives),
+        return {"num-examples": float(self.examples),
+                "prevalence": self.positives / self.examples if self.examples else math.nan,
                 "loss": math.nan if self.loss is None else self.loss,
                 "auroc": math.nan if self.auroc is None else self.auroc}
 

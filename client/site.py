@@ -29,6 +29,7 @@ from client.parallel import Task, featurise, file_mapper
 from client.site_config import SiteConfig, load_site_config, resolve_state
 from client.site_report import CacheCounts, ModalityCounts, SiteReport
 from compliance import gdpr
+from compliance.consent import CODES as CONSENT_CODES
 from compliance.consent import decide
 from modalities.base import Discovery, Item, Modality, Rejection, create_modality
 from privacy.deidentify import DeidContext
@@ -97,12 +98,17 @@ class Site:
         pipelines = {name: ItemPipeline(m, self.recipe(name), cache) for name, m in self.modalities.items()}
         tasks = []
         erased = gdpr.erased(self.state)  # GDPR Art. 17: before consent, so nothing of theirs is read
+        previous = self._previous_cohort() if build_cache else frozenset()
         for done, (pseudonym, patient) in enumerate(sorted(patients.items()), start=1):
             if pseudonym in erased:
                 report.patients.consent_excluded[gdpr.ERASED] += 1
-            elif self._consent_and_records(pseudonymiser, pseudonym, patient, report, pipelines[RECORDS]):
+                continue
+            why_not = self._consent_and_records(pseudonymiser, pseudonym, patient, report, pipelines[RECORDS])
+            if why_not is None:
                 tasks += [Task(pseudonym, name, item)
                           for name, item in patient.items.items() if name != RECORDS]
+            elif why_not in CONSENT_CODES and pseudonym in previous:
+                report.patients.consent_withdrawn += 1
             if progress:
                 progress("records and consent", done, len(patients))
         results = featurise(tasks, pipelines, pseudonymiser, self.study.records.index_date, workers)
@@ -153,31 +159,38 @@ class Site:
         return patients
 
     def _consent_and_records(self, pseudonymiser: Pseudonymiser, pseudonym: str, patient: _Patient,
-                             report: SiteReport, pipeline: ItemPipeline) -> bool:
-        """Records first: the consent decision and the label; False when the patient is not used."""
+                             report: SiteReport, pipeline: ItemPipeline) -> str | None:
+        """Records first: the consent decision and the label; the reason code when the patient is not used."""
         record_item = patient.items.get(RECORDS)
         if record_item is None:
             report.patients.excluded["cohort.no-records"] += 1
-            return False
+            return "cohort.no-records"
         content = pipeline.read(record_item)
         if isinstance(content, Rejection):
             report.reject(RECORDS, content)
             report.patients.excluded["cohort.records-rejected"] += 1
-            return False
+            return "cohort.records-rejected"
         decision = decide(content.consents, self.config.consent.policy, self.now)
         if not decision.allowed:
             report.patients.consent_excluded[decision.code] += 1
-            return False
+            return decision.code
         ctx = DeidContext(pseudonymiser, pseudonym, self.study.records.index_date)
         outcome = pipeline.features(record_item, ctx, content)
         self._count(report, RECORDS, outcome)
         if outcome.features is None:
             report.patients.excluded["cohort.records-rejected"] += 1
-            return False
+            return "cohort.records-rejected"
         patient.label = int(outcome.features["label"])
         patient.sensitive = dict(outcome.features["sensitive"])
         patient.entries[RECORDS] = pipeline.cache_key(record_item, ctx)
-        return True
+        return None
+
+    def _previous_cohort(self) -> frozenset[str]:
+        """Pseudonyms of the last prepared cohort: who was in it and is now refused has withdrawn."""
+        try:
+            return frozenset(p.pseudonym for p in CohortManifest.load(self.state).patients)
+        except FileNotFoundError:
+            return frozenset()
 
     @staticmethod
     def _count(report: SiteReport, name: str, outcome: Outcome) -> None:

@@ -33,6 +33,9 @@ def record_site_run(trail: AuditTrail, report: SiteReport, *, round: int | None 
     consent = {"policy": report.consent_policy, "decisions": dict(patients.consent_excluded),
                "included": patients.included, "excluded": sum(patients.consent_excluded.values())}
     trail.append("consent.decided", consent if round is None else {**consent, "round": round})
+    if patients.consent_withdrawn:
+        withdrawn = {"patients": patients.consent_withdrawn}
+        trail.append("consent.withdrawn", withdrawn if round is None else {**withdrawn, "round": round})
     if report.cache is not None:
         trail.append("cache.built", {"patients": patients.included, "built": report.cache.written,
                                      "reused": report.cache.reused, "pruned": report.cache.pruned})

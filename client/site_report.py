@@ -28,6 +28,8 @@ class ModalityCounts:
 class PatientCounts:
     discovered: int = 0
     consent_excluded: Counter[str] = field(default_factory=Counter)
+    consent_withdrawn: int = 0
+    """Of ``consent_excluded``, those who were in the previously prepared cohort (withdrew since)."""
     excluded: Counter[str] = field(default_factory=Counter)
     included: int = 0
     positives: int = 0

@@ -3,8 +3,9 @@
 Offline, in one command: hospitals are synthesised, each site's de-identified cohort is prepared, the
 study is trained over Flower's Simulation Engine with DP-SGD at every site under its (epsilon, delta), and
 the global model is scored on all sites' held-out patients. ``OUT`` then holds the layout of DESIGN.md:
-``sites/``, ``state/``, ``coordinator/`` (checkpoints), ``model/`` (weights and model card) and
-``summary.json``. Each run starts from empty folders: a demo never resumes an earlier one.
+``sites/``, ``state/``, ``coordinator/`` (checkpoints), ``model/`` (weights and model card), ``report/``
+(the auditor's report) and ``summary.json``. Each run starts from empty folders: a demo never resumes an
+earlier one.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from modalities.settings import ConfigError
 from polyclinic.console import print_json, progress_bar, stderr
 from polyclinic.evaluation import held_out_auroc
 from polyclinic.logs import site_log
+from polyclinic.report_cli import write_run_report
 from polyclinic.simulation import simulate
 from polyclinic.study import Study, load_study
 from polyclinic.synth import generate
 from server.model_card import CARD_JSON, MODEL_FILE
 from server.rounds import RoundSummary
 
-OUTPUTS = ("sites", "state", "coordinator", "model", "summary.json")
+OUTPUTS = ("sites", "state", "coordinator", "model", "report", "summary.json")
 
 
 def _study(args: argparse.Namespace) -> Study:
@@ -84,7 +86,9 @@ def run_demo(args: argparse.Namespace, *, as_json: bool) -> int:
     card = json.loads((args.out / "model" / CARD_JSON).read_text(encoding="utf-8"))
     held_out = held_out_auroc(study, torch.load(model_file, weights_only=True),
                               [state_dir / r.site_id for r in reports])
+    report = write_run_report(study, args.out, args.out / "report")
     summary = _summary(args, reports, card, held_out, time.perf_counter() - started)
+    summary["report"] = {"html": str(args.out / "report" / "report.html"), "problems": report.facts.problems}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n",
                                            encoding="utf-8")
     if as_json:
@@ -125,4 +129,5 @@ def _render(reports: list[SiteReport], summary: dict[str, Any], console: Console
     console.print(f"global model after {summary['rounds']} rounds: AUROC "
                   f"{'n/a' if auroc is None else f'{auroc:.3f}'} on {summary['held_out_patients']} held-out "
                   f"patients of all sites; done in {summary['seconds']:.1f} s")
-    console.print(f"model and model card: {summary['out']}/model; checkpoints: {summary['out']}/coordinator")
+    console.print(f"model and model card: {summary['out']}/model; checkpoints: {summary['out']}/coordinator; "
+                  f"auditor report: {summary['report']['html']}")

@@ -6,6 +6,7 @@ Log lines carry counts, reason codes and pseudonyms only; the leak tests read th
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,12 +26,20 @@ class OwnPackagesOnly(logging.Filter):
         return record.name.split(".")[0] in OWN_PACKAGES
 
 
+def _unfiltered(handler: logging.Handler) -> bool:
+    """A bare console handler on the root logger, as ``logging.basicConfig()`` installs."""
+    return type(handler) is logging.StreamHandler and not handler.filters and \
+        getattr(handler, "stream", None) in (sys.stderr, sys.stdout)
+
+
 def configure_stderr(verbose: bool) -> None:
     """Our own warnings (INFO with ``-v``) on stderr; Python warnings become log records, so a
     library's warning that quotes a value or a path is filtered like any third-party log line."""
     root = logging.getLogger()
-    for previous in [h for h in root.handlers if getattr(h, "polyclinic_stderr", False)]:
-        root.removeHandler(previous)  # main() may run more than once in a process (tests, embedding)
+    for previous in [h for h in root.handlers if getattr(h, "polyclinic_stderr", False) or _unfiltered(h)]:
+        # ours: main() may run more than once in a process (tests, embedding); unfiltered: a library's
+        # logging.basicConfig() at import (Opacus does it) would print third-party lines, paths included
+        root.removeHandler(previous)
     handler = logging.StreamHandler()
     handler.polyclinic_stderr = True  # type: ignore[attr-defined]
     handler.setLevel(logging.INFO if verbose else logging.WARNING)

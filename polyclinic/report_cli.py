@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from client.site_config import SITE_FILE, SiteConfig, load_site_config, resolve_
 from compliance.fairness import DEFAULT_K, sensitive_columns, site_fairness
 from compliance.processing_record import processing_record
 from compliance.report import SiteInputs, build_report, record_report, write_report
-from compliance.report_facts import FairnessFacts
+from compliance.report_facts import FairnessFacts, ReportFacts
 from compliance.report_gather import Budget, Layout, find_layout
 from modalities.fusion import FusionModel, create_model, predict
 from modalities.settings import ConfigError
@@ -105,25 +106,41 @@ def site_fairness_facts(study: Study, model: FusionModel | None,
     return FairnessFacts(source=FAIRNESS_SOURCE, table=table), None
 
 
-def run(args: argparse.Namespace) -> int:
-    study = load_study(args.study)
-    layout = find_layout(args.source)
-    model = _model(study, args.model or layout.model)
+@dataclass(frozen=True)
+class Written:
+    facts: ReportFacts
+    digest: str
+    """SHA-256 of report.json, as recorded in the audit trails."""
+    unrecorded: list[str]
+    """Trails the ``report.generated`` event could not be written to."""
+
+
+def write_run_report(study: Study, source: Path, out: Path, *, site: Path | None = None,
+                     model: Path | None = None) -> Written:
+    """Gather, write (``out/report.html``, ``out/report.json``) and record the report of ``source``."""
+    layout = find_layout(source)
+    global_model = _model(study, model or layout.model)
     inputs, configs = {}, {}
     for site_id, state in layout.states.items():
-        config = _config(_site_folder(layout, state, args.site), site_id)
+        config = _config(_site_folder(layout, state, site), site_id)
         configs[site_id] = config
         budget = None if config is None else Budget(config.privacy.epsilon, config.privacy.delta, SITE_FILE)
-        inputs[site_id] = SiteInputs(budget, *site_fairness_facts(study, model, state))
+        inputs[site_id] = SiteInputs(budget, *site_fairness_facts(study, global_model, state))
     only = next(iter(configs.values())) if layout.kind == "site" else None
+    facts = build_report(layout, study=study.name, inputs=inputs,
+                         processing_record=processing_record(study, only))
+    digest = write_report(facts, out)
+    return Written(facts, digest, record_report(layout, facts.kind, digest))
+
+
+def run(args: argparse.Namespace) -> int:
     try:
-        facts = build_report(layout, study=study.name, inputs=inputs,
-                             processing_record=processing_record(study, only))
+        written = write_run_report(load_study(args.study), args.source, args.out, site=args.site,
+                                   model=args.model)
     except LedgerError as exc:
         print(f"polyclinic report: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    digest = write_report(facts, args.out)
-    unrecorded = record_report(layout, facts.kind, digest)
+    facts, digest, unrecorded = written.facts, written.digest, written.unrecorded
     if args.json:
         sys.stdout.write(json.dumps({"out": str(args.out), "report": digest, "problems": facts.problems,
                                      "unrecorded": unrecorded}, sort_keys=True) + "\n")

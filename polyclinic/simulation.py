@@ -30,7 +30,7 @@ def simulate(study: Study, federation: Path, state_root: Path, out: Path, *, sit
     os.environ.update(FLOWER_ENVIRONMENT)
     from flwr.simulation import run_simulation  # after the environment: Flower reads it at import
 
-    logging.getLogger("flwr").setLevel(logging.WARNING)
+    logging.getLogger("flwr").setLevel(logging.ERROR)  # e.g. run_simulation's deprecation notice
     server_app = create_server_app(study, {"out-dir": str(out.resolve())}, on_round=on_round)
     client_app = create_client_app({"federation-dir": str(federation.resolve()),
                                     "state-root": str(state_root.resolve())})

@@ -39,9 +39,22 @@ class Study(Settings):
     federation: FederationSettings = FederationSettings()
 
 
+SMALL_SITE_FUSION = FusionSettings(fusion="concat", d_model=8, heads=2, latents=2, records_tokens=2,
+                                   pathway_size=16, image_grid=2, freeze_image_features=True)
+"""The model the default study trains: about 2,200 trained weights instead of 47,000.
+
+DP-SGD adds noise to every trained weight while a site of ~75 training patients brings little signal, so
+on the synthetic federation (3 sites x 120 patients, epsilon 8, 5 rounds, FedAvg, one seed, held-out AUROC
+on 82 patients) the 47k-weight perceiver ended at 0.37-0.45 (below chance), a d-model 8 perceiver with a
+trained CNN at ~0.5, and this one (concat, d-model 8, CNN frozen at its seeded initialisation) at 0.64,
+against 0.74-0.77 for the big model without DP. Sites with thousands of patients can afford more weights."""
+
+
 def default_study() -> Study:
     """The synthetic benchmark's study: lung cancer from CT, labs, comorbidities and a 64-gene panel."""
     return Study(
+        fusion=SMALL_SITE_FUSION,
+        dp=DPSettings(local_epochs=2),
         records=RecordsSettings(
             target_codes=vocab.TARGET_CODES,
             labs=tuple(vocab.LABS),

@@ -74,9 +74,9 @@ def merged_fairness(replies: list[SiteReply]) -> FederatedFairness | None:
     return merge(tables) if tables else None
 
 
-def read_reply(message: Message) -> SiteReply:
-    """What a reply says, without trusting it to be well formed."""
-    node = f"node-{message.metadata.src_node_id}"
+def read_reply(message: Message, node: str) -> SiteReply:
+    """What a reply says, without trusting it to be well formed; ``node`` names the site it came from
+    when the reply does not (an error, or a reply the SuperLink wrote because the node was gone)."""
     if message.has_error():
         reason = message.error.reason or ""
         if reason.startswith(REFUSAL_PREFIX):
@@ -106,10 +106,24 @@ def _describe(round: int, replies: Iterable[SiteReply]) -> None:
                      m["epsilon-remaining"])
 
 
-def _exchange(grid: Grid, messages: Iterable[Message],
-              timeout: float) -> tuple[list[Message], list[SiteReply]]:
-    replies = list(grid.send_and_receive(messages, timeout=timeout))
-    return replies, [read_reply(r) for r in replies]
+def _exchange(grid: Grid, messages: Iterable[Message], timeout: float,
+              sites: dict[int, str]) -> tuple[list[Message], list[SiteReply]]:
+    """Send, wait, and say what every addressed site answered, a timeout included. ``sites`` maps node
+    ids to the site ids they reported, so a node that died is still named by its site."""
+    sent = list(messages)
+    replies = list(grid.send_and_receive(sent, timeout=timeout))
+    to_node = {m.metadata.message_id: m.metadata.dst_node_id for m in sent if m.metadata.message_id}
+    said, answered = [], set()
+    for reply in replies:
+        node = to_node.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
+        answered.add(node)
+        read = read_reply(reply, sites.get(node, f"node-{node}"))
+        if not read.error and not read.refused:
+            sites[node] = read.site_id
+        said.append(read)
+    said += [SiteReply(sites.get(node, f"node-{node}"), {}, error=f"no reply within {timeout:g} s")
+             for node in sorted({m.metadata.dst_node_id for m in sent} - answered)]
+    return replies, said
 
 
 def run_study(grid: Grid, study: Any, coordinator: Path, *,
@@ -127,29 +141,32 @@ def run_study(grid: Grid, study: Any, coordinator: Path, *,
     else:
         log.info("resuming run %s after round %d", checkpoint.run_id, checkpoint.round)
     arrays = ArrayRecord(checkpoint.weights)
-    timeout = study.federation.round_timeout_s
+    timeout, min_sites = study.federation.round_timeout_s, study.federation.min_sites
     trail = AuditTrail.for_state(coordinator, actor="coordinator")
+    sites: dict[int, str] = {}
     for round in range(checkpoint.round + 1, study.dp.rounds + 1):
         head = trail.head()
         config = ConfigRecord({"run-id": checkpoint.run_id, "study": study_json,
                                "audit-sequence": head.sequence, "audit-hash": head.hash})
-        replies, trained = _exchange(grid, strategy.configure_train(round, arrays, config, grid), timeout)
+        requests = strategy.configure_train(round, arrays, config, grid)
+        replies, trained = _exchange(grid, requests, timeout, sites)
         _describe(round, trained)
         for reply in trained:
             if reply.audit_head is not None:
                 trail.anchor(reply.site_id, reply.audit_head, round)
-        new_arrays, _ = strategy.aggregate_train(round, replies)
+        updates = [r for r in trained if "num-examples" in r.metrics]
+        new_arrays = strategy.aggregate_train(round, replies)[0] if len(updates) >= min_sites else None
         if new_arrays is None:
-            log.warning("round %d: no site sent an update; the global model is unchanged", round)
+            log.warning("round %d: %d site(s) sent an update, %d needed ([federation] min-sites); the global "
+                        "model is unchanged", round, len(updates), min_sites)
         else:
             arrays = new_arrays
-            updates = [r for r in trained if "num-examples" in r.metrics]
             trail.append("model.aggregated", {
                 "round": round, "sites": len(updates), "model": weights_digest(arrays.to_torch_state_dict()),
                 "examples": int(sum(r.metrics["num-examples"] for r in updates))})
         config = ConfigRecord({"run-id": checkpoint.run_id, "study": study_json})
         requests = strategy.configure_evaluate(round, arrays, config, grid)
-        replies, evaluated = _exchange(grid, requests, timeout)
+        replies, evaluated = _exchange(grid, requests, timeout, sites)
         aggregated = strategy.aggregate_evaluate(round, replies)
         fairness = merged_fairness(evaluated)
         summary = RoundSummary(round, study.dp.rounds, trained, evaluated, dict(aggregated or {}), fairness)

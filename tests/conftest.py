@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,3 +19,23 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GroundTr
     root = tmp_path_factory.mktemp("federation")
     truth = generate(root, sites=3, patients=40, seed=11)
     return root, truth
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    out: Path
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``polyclinic demo`` at a small size (3 sites x 40 patients, 2 rounds), run once per session as a real
+    process; treat its folder as read-only (copy it before changing anything)."""
+    out = tmp_path_factory.mktemp("demo")
+    result = subprocess.run(
+        [sys.executable, "-m", "polyclinic.cli", "demo", "--sites", "3", "--patients", "40", "--rounds", "2",
+         "--out", str(out), "--json"],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return DemoRun(out, result.stdout, result.stderr)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+from client.cohort import CohortManifest
 from client.federated import MIN_CELL, FederatedSite, SiteRefused
 from compliance.audit_verify import verify
+from compliance.gdpr import UsageRegister
 from modalities.fusion import create_model
 from polyclinic.study import Study, default_study
 from polyclinic.synth import GroundTruth
@@ -98,4 +102,36 @@ def test_evaluation_withholds_figures_below_the_minimum_cell(site: FederatedSite
     if evaluation.examples < MIN_CELL:
         assert evaluation.auroc is None and evaluation.loss is None
     metrics = evaluation.metrics()
-    assert set(metrics) == {"num-examples", "positives", "loss", "auroc"}
+    assert set(metrics) == {"num-examples", "prevalence", "loss", "auroc"}
+
+
+def _withdraw_one(records: Path) -> None:
+    """Set the first active research Consent found to ``inactive``: the patient withdraws."""
+    for path in sorted(records.glob("*.json")):
+        bundle = json.loads(path.read_text())
+        consents = [e["resource"] for e in bundle.get("entry", [])
+                    if e["resource"]["resourceType"] == "Consent" and e["resource"]["status"] == "active"]
+        if consents:
+            consents[0]["status"] = "inactive"
+            path.write_text(json.dumps(bundle))
+            return
+    raise AssertionError("no active consent to withdraw")
+
+
+def test_a_withdrawal_between_rounds_excludes_the_patient_from_the_next_round_and_is_logged(
+        federation: tuple[Path, GroundTruth], tmp_path: Path) -> None:
+    root, truth = federation
+    folder = tmp_path / "site"
+    shutil.copytree(root / truth.sites[0].id, folder)  # site A: opt-in R4 bundles
+    site = FederatedSite(folder, _study(), tmp_path / "state", seed=3)
+    weights = create_model(site.study).state_dict()
+    first = site.train(weights, run_id="run-1", round=1)
+    before = {p.pseudonym for p in CohortManifest.load(site.state).patients}
+    _withdraw_one(folder / "records")
+    site.train(first.weights, run_id="run-1", round=2)
+    after = {p.pseudonym for p in CohortManifest.load(site.state).patients}
+    assert len(before - after) == 1 and after < before
+    gone = (before - after).pop()
+    assert [r for _, r, _ in UsageRegister.for_state(site.state).rounds_for(gone)] in ([1], [])
+    withdrawn = [e for e in site.trail.entries() if e.event == "consent.withdrawn"]
+    assert [json.loads(e.details) for e in withdrawn] == [{"patients": 1, "round": 2}]

@@ -1,16 +1,14 @@
 """The auditor's report of a real demo run: its facts match the ledgers and trails, tampering shows,
 nothing identifying is in it, and Debian's Chromium renders the page without a console message.
 
-The run is made once per module by ``polyclinic demo`` at a small size (about two minutes); every test
+The run is the session's small ``polyclinic demo`` (``demo_run`` in tests/conftest.py); every test
 reports on its own copy, since a report appends ``report.generated`` to the trails it read.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -20,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from leak_search import identifiers, leaks
 
 from client.site_config import load_site_config
 from compliance.audit_chain import AUDIT_FILE, read_trail
@@ -27,7 +26,6 @@ from compliance.audit_verify import verify
 from compliance.fairness import site_fairness
 from compliance.report_facts import FairnessFacts, ReportFacts
 from compliance.report_html import SECTIONS, render_html
-from polyclinic import report_cli
 from polyclinic.cli import main
 from polyclinic.synth.generate import GROUND_TRUTH
 from polyclinic.synth.truth import GroundTruth
@@ -38,19 +36,14 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    code = main(["demo", "--sites", "3", "--patients", "40", "--rounds", "2", "--out", str(out), "--json"])
-    assert code == 0
-    return out
+def run(demo_run) -> Path:
+    """The session's small demo run (tests/conftest.py); tests copy it before changing anything."""
+    return demo_run.out
 
 
 def report(*argv: str) -> int:
-    """``polyclinic report ...`` through the command's own parser."""
-    parser = argparse.ArgumentParser(prog="polyclinic")
-    parser.add_argument("--study", type=Path)
-    report_cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    return report_cli.run(parser.parse_args(["report", *argv]))
+    """``polyclinic report ...`` through the real command line."""
+    return main(["report", *argv])
 
 
 def copy(run: Path, target: Path) -> Path:
@@ -189,7 +182,7 @@ def test_a_bare_state_is_reported_alone_and_says_where_its_budget_came_from(run,
     assert facts.processing_record["site"] == "hospital-c"
     kinds = [e.details_dict().get("kind") for e in read_trail(state / AUDIT_FILE)[1]
              if e.event == "report.generated"]
-    assert kinds == ["site", "site"]
+    assert kinds == ["run", "site", "site"]  # the demo's own report of the run, then these two
 
 
 def test_a_state_inside_a_run_finds_its_site_toml(run, tmp_path):
@@ -201,24 +194,19 @@ def test_a_state_inside_a_run_finds_its_site_toml(run, tmp_path):
         ("hospital-a", "site.toml", 8.0)
 
 
-def test_a_folder_that_is_neither_is_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither a run folder"):
-        report(str(tmp_path), "--out", str(tmp_path / "report"))
-
-
-def _contains(text: str, identifier: str) -> bool:
-    """``identifier`` as a whole token (a postcode inside a hex digest is not a leak)."""
-    return re.search(rf"(?<![0-9a-z]){re.escape(identifier)}(?![0-9a-z])", text) is not None
+def test_a_folder_that_is_neither_is_refused(tmp_path, capsys):
+    assert report(str(tmp_path), "--out", str(tmp_path / "report")) == 2
+    assert "neither a run folder" in capsys.readouterr().err
 
 
 def test_the_report_holds_no_identifier(run, reported):
     _, out, _, _ = reported
     truth = GroundTruth.load(run / "sites" / GROUND_TRUTH)
-    identifiers = {i.lower() for s in truth.sites for p in s.patients for i in p.identifiers()}
-    assert len(identifiers) > 6 * sum(len(s.patients) for s in truth.sites)
+    searched = identifiers(truth)
+    assert len(searched) > 6 * sum(len(s.patients) for s in truth.sites)
     texts = {name: (out / name).read_text(encoding="utf-8").lower()
              for name in ("report.html", "report.json")}
-    assert [(i, name) for i in identifiers for name, text in texts.items() if _contains(text, i)] == []
+    assert leaks(texts, {}, searched) == []
 
 
 def test_chromium_renders_the_report_without_a_console_message(reported, tmp_path):

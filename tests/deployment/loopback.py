@@ -4,7 +4,8 @@ Same topology and flags as the compose file (``test_compose.py`` checks that wit
 below): a SuperLink with TLS and SuperNode authentication, its ServerApp executor, and per hospital a
 SuperNode (TLS to the SuperLink, signed requests, TLS on its own runtime API) with its ClientApp
 executor, all with ``--isolation process``. Every process logs to ``ROOT/logs/<name>.log``; ``stop()``
-ends each process it started, and what those started, by PID.
+ends each process it started, and what those started, by PID; ``crash()`` SIGKILLs some of them mid-run
+(a fault: the ServerApp's ``flwr-serverapp`` process, found with ``processes()``, or a SuperNode).
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def test_a_supernode_killed_mid_run_is_left_out_and_spends_nothing_more(federati
     # Round 2 went to the dead node too (the SuperLink still counted it online); once its heartbeats had
     # lapsed (2 x 30 s) the SuperLink answered for it, well before round-timeout-s. Round 3 left it out.
     [dead] = [r for r in history[1]["train"] if r["site"] not in ("hospital-a", "hospital-b")]
-    assert "Node Unavailable" in dead["error"], dead
+    assert dead["site"] == "hospital-c" and "Node Unavailable" in dead["error"], dead
     assert {r["site"] for r in history[2]["train"]} == {"hospital-a", "hospital-b"}
     for hospital in ("hospital-a", "hospital-b"):
         assert sorted(s.round for s in _spends(states / hospital)) == [1, 2, 3]

@@ -62,7 +62,7 @@ def test_the_study_fusion_section_is_used_when_present() -> None:
         fusion = FusionSettings(fusion="concat")
 
     assert isinstance(create_model(StudyWithFusion()).fusion, ConcatFusion)
-    assert create_model(default_study()).settings == FusionSettings()
+    assert create_model(default_study()).settings == default_study().fusion
 
 
 def test_a_batch_missing_a_key_names_it_and_the_contract() -> None:
