@@ -20,8 +20,8 @@ import datetime as dt
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import closing, contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, closing
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from compliance.audit_chain import (
     read_trail,
 )
 from compliance.audit_events import canonical_details, check_actor
+from privacy.durable import immediate_transaction
 from privacy.keys import keys_dir, load_or_create_secret
 
 SIGNING_KEY = "audit-ed25519"
@@ -106,17 +107,8 @@ class AuditTrail:
                                 "restore the key from backup (a new key cannot continue the trail)")
         return cls(state / AUDIT_FILE, load_signing_key(state), actor)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as db:
-            db.execute("PRAGMA synchronous=FULL")  # a committed entry survives a power cut
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self.path)
 
     def _start(self, db: sqlite3.Connection) -> None:
         """First open: store the public key and sign a ``trail.created`` entry; later: check the key."""

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from compliance.audit_events import KINDS
+from privacy.durable import immediate_transaction
 
 GDPR_FILE = "gdpr.db"
 ERASED = "gdpr.erased"
@@ -99,17 +100,8 @@ class _Register:
                 "delete it: a new register would forget every erasure, and erased patients would be "
                 "used again") from exc
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as db:
-            db.execute("PRAGMA synchronous=FULL")  # a recorded erasure survives a power cut
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self.path)
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with closing(sqlite3.connect(self.path, timeout=60)) as db:

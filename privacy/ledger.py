@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from opacus.accountants import IAccountant
 
 from privacy.accounting import Entry, append_entry, epsilon_of, epsilon_spent, restore_accountant
+from privacy.durable import immediate_transaction
 
 LEDGER_FILE = "ledger.db"
 DEFAULT_MECHANISM = "prv"
@@ -105,18 +105,8 @@ class PrivacyLedger:
         """The site's ledger, ``STATE/ledger.db``."""
         return cls(Path(state) / LEDGER_FILE, mechanism)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One connection per operation (safe across threads and processes), one IMMEDIATE transaction."""
-        with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as db:
-            db.execute("PRAGMA synchronous=FULL")  # a committed spend survives a power cut
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self.path)
 
     def _read(self, db: sqlite3.Connection, run_id: str | None = None) -> list[Spend]:
         where, args = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
