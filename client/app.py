@@ -1,11 +1,10 @@
 """The hospital's Flower ClientApp: unpack a message, ask :class:`FederatedSite`, pack the answer.
 
-Where the site is: in deployment the SuperNode's node-config names it (``site-dir``, optionally
-``state-dir``); in simulation each virtual node takes the ``partition-id``-th folder (by name) of the run
-config's ``federation-dir`` and keeps its state under ``state-root/<folder>``. The study arrives with every
+Where the site is: ``client/node_site.py``. The study arrives with every
 message (``study`` in the config, as JSON): a site trains exactly the coordinator's study and validates it
-with the same typed schema before use. This module and ``server/app.py`` are the composition roots that
-may import ``polyclinic.study``; the rest of ``client/`` never does.
+with the same typed schema before use. This module, its SecAgg+ handler (``client/secure_aggregation.py``)
+and ``server/app.py`` are the composition roots that may import ``polyclinic``; the rest of ``client/``
+never does.
 
 Replies carry one ArrayRecord (``arrays``, train only), one MetricRecord (``metrics``: numbers) and one
 ConfigRecord (``site``: the site id, the digest of the update and the head of the site's audit chain, which
@@ -18,13 +17,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from client.federated import FederatedSite, SiteRefused
+from client.node_site import site_for
+from client.secure_aggregation import secure_train_mod
 from compliance.audit_chain import ChainHead
 from polyclinic.logs import configure_stderr, site_log
 from polyclinic.study import Study
@@ -32,18 +32,6 @@ from polyclinic.study import Study
 SITE_REFUSED = 4200
 """Error code of a clean refusal (budget spent, no usable patients), as opposed to a crash."""
 
-
-
-def site_for(context: Context, study: Study, defaults: Mapping[str, str]) -> FederatedSite:
-    """The site this node serves, from node-config (deployment) or the partition id (simulation)."""
-    node, run = context.node_config, {**defaults, **context.run_config}
-    if "site-dir" in node:
-        state = Path(str(node["state-dir"])) if node.get("state-dir") else None
-        return FederatedSite(Path(str(node["site-dir"])), study, state)
-    folders = sorted(p for p in Path(str(run["federation-dir"])).iterdir() if p.is_dir())
-    folder = folders[int(node["partition-id"])]
-    state_root = str(run.get("state-root", ""))
-    return FederatedSite(folder, study, Path(state_root) / folder.name if state_root else None)
 
 
 def _study(message: Message) -> Study:
@@ -107,7 +95,7 @@ def _handle(message: Message, context: Context, defaults: Mapping[str, str],
 def create_client_app(defaults: Mapping[str, str] | None = None) -> ClientApp:
     """A ClientApp; ``defaults`` fill run-config keys a run leaves out (the demo's federation folders)."""
     fallback = dict(defaults or {})
-    client_app = ClientApp()
+    client_app = ClientApp(mods=[secure_train_mod(fallback)])  # SecAgg+ train messages, when a study asks
 
     @client_app.train()
     def train(message: Message, context: Context) -> Message:

@@ -19,6 +19,7 @@ from modalities.settings import ConfigError
 from polyclinic.study import Study, load_study
 from server.model_card import write_model
 from server.rounds import RoundSummary, run_study
+from server.secure_aggregation import run_secure_study
 
 
 def _absolute(config: Mapping[str, object], key: str) -> Path:
@@ -40,7 +41,10 @@ def create_server_app(study: Study | None = None, defaults: Mapping[str, str] | 
         config = {**fallback, **context.run_config}
         chosen = study or load_study(_absolute(config, "study") if config.get("study") else None)
         out = _absolute(config, "out-dir")
-        checkpoint = run_study(grid, chosen, out / "coordinator", on_round=on_round)
+        if chosen.federation.secure_aggregation:
+            checkpoint = run_secure_study(grid, context, chosen, out / "coordinator", on_round=on_round)
+        else:
+            checkpoint = run_study(grid, chosen, out / "coordinator", on_round=on_round)
         write_model(out / "model", chosen, checkpoint)
 
     return server_app
