@@ -28,6 +28,8 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/site_pipeline.py
 	$(BIN)/python benchmarks/dp_overhead.py
+	$(BIN)/python benchmarks/federation.py
+	$(BIN)/python benchmarks/secure_aggregation.py --repeats 3
 
 lint: setup
 	$(BIN)/ruff check polyclinic modalities privacy compliance client server benchmarks tests

@@ -27,6 +27,13 @@ def test_critical_path_is_the_longest_site_or_the_total_spread_over_the_workers(
     assert federation.critical_path([], 2) == 0.0
 
 
+def test_whole_sites_cannot_be_split_across_workers() -> None:
+    assert federation.whole_jobs_path([5.0, 5.0, 5.0], 2) == 10.0  # two of them share a worker
+    assert federation.whole_jobs_path([10.0, 1.0, 1.0], 2) == 10.0
+    assert federation.whole_jobs_path([3.0, 2.0], 2) == 3.0
+    assert federation.whole_jobs_path([1.0] * 100, 2) == 50.0
+
+
 def test_round_breakdown_charges_everything_but_the_sites_work_to_the_federation() -> None:
     timing = RunTiming((RoundTiming(1, 25.0, (6.0, 6.0, 6.0), (1.0, 1.0), 0, 0.7),
                         RoundTiming(2, 40.0, (6.0, 4.0), (0.5, 0.5), 1, 0.8)), finished=41.0)
@@ -36,6 +43,9 @@ def test_round_breakdown_charges_everything_but_the_sites_work_to_the_federation
     assert first["overhead_fraction"] == pytest.approx(0.5)
     assert second["wall_s"] == 15.0 and second["local_train_s"] == 6.0 and second["local_evaluate_s"] == 0.5
     assert second["overhead_s"] == pytest.approx(8.5) and second["failed_replies"] == 1
+    # three 6 s sites on two workers take at least 12 s: only 20 - 12 - 1 = 7 s are the federation's
+    assert first["overhead_fraction_whole_sites"] == pytest.approx(0.35)
+    assert first["site_train_s"] == [6.0, 6.0, 6.0]
 
 
 def test_workers_follow_cores_per_site_and_never_exceed_the_sites() -> None:
