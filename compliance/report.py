@@ -32,6 +32,7 @@ from compliance.report_gather import (
     checkpoint_history,
     consent_funnel,
     data_facts,
+    gdpr_facts,
     history_budget,
     model_facts,
     privacy_facts,
@@ -64,9 +65,11 @@ def _site(site_id: str, state: Path, given: SiteInputs, history: list[dict[str, 
                      + ("unknown (give the site folder with --site)" if budget.epsilon is None
                         else f"the one it reported to the coordinator ({budget.source})"))
     audit, entries = audit_status(state / AUDIT_FILE, coordinator=coordinator, site_id=site_id)
-    return SiteFacts(site=site_id, state=str(state), privacy=privacy_facts(state, budget, entries),
+    privacy = privacy_facts(state, budget, entries)
+    return SiteFacts(site=site_id, state=str(state), privacy=privacy,
                      audit=audit, consent=consent_funnel(entries), data=data_facts(entries),
-                     fairness=given.fairness, fairness_note=given.fairness_note)
+                     fairness=given.fairness, fairness_note=given.fairness_note,
+                     gdpr=gdpr_facts(state, privacy.delta))
 
 
 def _site_problems(s: SiteFacts) -> list[str]:

@@ -112,6 +112,22 @@ class FairnessFacts(Fact):
         return {a: {g: vars(m) for g, m in groups.items()} for a, groups in self.table.metrics().items()}
 
 
+class ErasureFact(Fact):
+    """One Art. 17 erasure: when, how many released rounds had used the patient, and the DP bound on the
+    influence those rounds can still carry (no pseudonym: the report is for auditors, not for lookups)."""
+
+    erased_at: str
+    rounds_used: int
+    residual_epsilon: float
+    residual_delta: float
+    statement: str
+
+
+class GdprFacts(Fact):
+    access_requests: int
+    erasures: list[ErasureFact]
+
+
 class SiteFacts(Fact):
     site: str
     state: str
@@ -121,6 +137,7 @@ class SiteFacts(Fact):
     data: dict[str, DataFacts]
     fairness: FairnessFacts | None
     fairness_note: str | None = None
+    gdpr: GdprFacts | None = None
 
 
 class RoundFacts(Fact):

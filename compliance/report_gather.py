@@ -20,10 +20,14 @@ import torch
 
 from compliance.audit_chain import AUDIT_FILE, AuditUnreadable, Entry
 from compliance.audit_verify import Problem, check_anchors, walk
+from compliance.gdpr import GDPR_FILE, RequestRegister, UsageRegister
+from compliance.gdpr_bound import residual_bound
 from compliance.report_facts import (
     AuditStatus,
     ConsentFunnel,
     DataFacts,
+    ErasureFact,
+    GdprFacts,
     ModelFacts,
     PrivacyFacts,
     RoundFacts,
@@ -170,6 +174,23 @@ def privacy_facts(state: Path, budget: Budget, entries: list[Entry]) -> PrivacyF
                         over_budget=budget.epsilon is not None and spent > budget.epsilon,
                         spends=[SpendRow(**vars(s)) for s in spends],
                         audit_epsilon_total=trained.get("epsilon_total") if trained else None)
+
+
+def gdpr_facts(state: Path, delta: float | None) -> GdprFacts | None:
+    """Access requests and erasures from ``STATE/gdpr.db``, each erasure with its residual DP bound."""
+    if not (state / GDPR_FILE).is_file():
+        return None
+    requests = RequestRegister.for_state(state).requests()
+    spends = PrivacyLedger.for_state(state).spends() if (state / LEDGER_FILE).is_file() else []
+    usage = UsageRegister.for_state(state)
+    erasures = []
+    for request in (r for r in requests if r.kind == "erasure"):
+        _, bound = residual_bound(usage.rounds_for(request.pseudonym), spends,
+                                  delta if delta is not None else (spends[-1].delta if spends else 0.0))
+        erasures.append(ErasureFact(erased_at=request.created_at, rounds_used=bound.rounds,
+                                    residual_epsilon=bound.epsilon, residual_delta=bound.delta,
+                                    statement=bound.statement()))
+    return GdprFacts(access_requests=sum(r.kind == "access" for r in requests), erasures=erasures)
 
 
 def checkpoint_history(coordinator: Path) -> list[dict[str, Any]]:

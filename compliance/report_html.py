@@ -30,6 +30,7 @@ th{background:#f1f4f7}td.n{text-align:right;font-variant-numeric:tabular-nums}
 SECTIONS = {"privacy": "Privacy budget: epsilon spent per site", "consent": "Consent funnel",
             "rejections": "Rejected items by reason", "fairness": "Subgroup fairness per site",
             "audit": "Audit trail verification", "rounds": "Training rounds",
+            "gdpr": "GDPR requests: access (Art. 15) and erasure (Art. 17)",
             "art30": "Record of processing activities (GDPR Art. 30)"}
 STATUS_CLASS = {"intact": "ok", "unanchored": "warn", "tampered": "bad"}
 FIGURES = ("n", "positives", "prevalence", "auroc", "tpr", "fpr", "ppv", "selection_rate",
@@ -188,6 +189,20 @@ def _record_value(value: Any) -> str:
     return escape(_fmt(value))
 
 
+def _gdpr(sites: list[SiteFacts]) -> str:
+    with_register = [s for s in sites if s.gdpr is not None]
+    if not with_register:
+        return _section("gdpr", '<p class="note">No site has received a GDPR request.</p>')
+    summary = _table(["site", "access requests", "erasures"],
+                     [(s.site, s.gdpr.access_requests, len(s.gdpr.erasures)) for s in with_register])
+    erasures = _table(["site", "erased at", "released rounds that used the patient", "residual epsilon",
+                       "residual delta", "what it means"],
+                      [(s.site, e.erased_at, e.rounds_used, e.residual_epsilon, e.residual_delta, e.statement)
+                       for s in with_register for e in s.gdpr.erasures])
+    return _section("gdpr", summary + "<h3>Erasures and the influence the DP guarantee still allows</h3>"
+                    + erasures)
+
+
 def _art30(record: dict[str, Any] | None) -> str:
     if record is None:
         return _section("art30", "<p class=note>no processing record was available for this report</p>")
@@ -210,7 +225,8 @@ def _overview(facts: ReportFacts) -> str:
 def render_html(facts: ReportFacts) -> str:
     title = f"Auditor report: {facts.study}"
     body = "".join([_overview(facts), _privacy(facts.sites), _consent(facts.sites), _rejections(facts.sites),
-                    _fairness(facts), _audit(facts), _rounds(facts), _art30(facts.processing_record)])
+                    _fairness(facts), _audit(facts), _rounds(facts), _gdpr(facts.sites),
+                    _art30(facts.processing_record)])
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
             "style-src 'unsafe-inline'; img-src data:\">"

@@ -24,12 +24,14 @@ from client.site_config import load_site_config
 from compliance.audit_chain import AUDIT_FILE, read_trail
 from compliance.audit_verify import verify
 from compliance.fairness import site_fairness
+from compliance.gdpr import UsageRegister
 from compliance.report_facts import FairnessFacts, ReportFacts
 from compliance.report_html import SECTIONS, render_html
 from polyclinic.cli import main
 from polyclinic.synth.generate import GROUND_TRUTH
 from polyclinic.synth.truth import GroundTruth
 from privacy.ledger import PrivacyLedger
+from privacy.pseudonym import Pseudonymiser
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
@@ -229,3 +231,25 @@ def test_chromium_renders_the_report_without_a_console_message(reported, tmp_pat
                              capture_output=True, text=True, timeout=120)
     assert picture.returncode == 0, picture.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_an_erasure_is_reported_with_the_residual_bound_of_the_rounds_that_used_the_patient(run, tmp_path):
+    work = copy(run, tmp_path / "run")
+    state = work / "state" / "hospital-a"
+    truth = GroundTruth.load(work / "sites" / GROUND_TRUTH)
+    pseudonymiser, usage = Pseudonymiser.for_state(state), UsageRegister.for_state(state)
+    used = next(p for p in truth.sites[0].patients if usage.rounds_for(pseudonymiser.patient(p.mrn)))
+    assert main(["gdpr", "erase", str(work / "sites" / "hospital-a"), used.mrn, "--state", str(state)]) == 0
+    out = tmp_path / "report"
+    report(str(work), "--out", str(out))
+    facts = _facts(out)
+    site = next(s for s in facts.sites if s.site == "hospital-a")
+    (erasure,) = site.gdpr.erasures
+    spends = PrivacyLedger.for_state(state).spends()
+    assert erasure.rounds_used == 2 == len(spends)
+    assert erasure.residual_epsilon == pytest.approx(spends[-1].epsilon_after, rel=1e-6)
+    assert all(s.gdpr.erasures == [] and s.gdpr.access_requests == 0 for s in facts.sites
+               if s.site != "hospital-a")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="gdpr"' in html and f"{erasure.residual_epsilon:.3f}" in html
+    assert pseudonymiser.patient(used.mrn) not in html and used.mrn.lower() not in html.lower()
