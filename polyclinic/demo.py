@@ -29,7 +29,7 @@ from modalities.settings import ConfigError
 from polyclinic.console import print_json, progress_bar, stderr
 from polyclinic.evaluation import held_out_auroc
 from polyclinic.logs import site_log
-from polyclinic.report_cli import write_run_report
+from polyclinic.report_command import write_run_report
 from polyclinic.simulation import simulate
 from polyclinic.study import Study, load_study
 from polyclinic.synth import generate
