@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
 
 from compliance.audit import AuditTrail
 from compliance.audit_chain import ChainHead
@@ -126,57 +128,91 @@ def _exchange(grid: Grid, messages: Iterable[Message], timeout: float,
     return replies, said
 
 
+@dataclass
+class RoundBook:
+    """What every round loop (plain and SecAgg+) does around aggregation: anchor the sites' chain heads,
+    record the new model, evaluate it at the sites, save the checkpoint, report the round."""
+
+    study: Any
+    trail: AuditTrail
+    store: CheckpointStore
+    on_round: Callable[[RoundSummary], None] | None
+    sites: dict[int, str] = field(default_factory=dict)
+    """Node id -> the site id it reported, so a node that dies later is still named by its site."""
+    study_json: str = field(init=False)
+    """What every request carries: sites validate and train exactly this study."""
+
+    def __post_init__(self) -> None:
+        self.study_json = self.study.model_dump_json()
+
+    def record_training(self, round: int, trained: list[SiteReply],
+                        weights: dict[str, torch.Tensor] | None) -> None:
+        """Anchor every site's head; with ``weights`` (a new global model), record the aggregation."""
+        for reply in trained:
+            if reply.audit_head is not None:
+                self.trail.anchor(reply.site_id, reply.audit_head, round)
+        if weights is not None:
+            updates = [r for r in trained if "num-examples" in r.metrics]
+            self.trail.append("model.aggregated", {
+                "round": round, "sites": len(updates), "model": weights_digest(weights),
+                "examples": int(sum(r.metrics["num-examples"] for r in updates))})
+
+    def evaluate_and_save(self, grid: Grid, strategy: Strategy, checkpoint: Checkpoint, round: int,
+                          weights: dict[str, torch.Tensor], trained: list[SiteReply]) -> Checkpoint:
+        """Federated evaluation of ``weights``, then the round's checkpoint (returned) and summary."""
+        config = ConfigRecord({"run-id": checkpoint.run_id, "study": self.study_json})
+        requests = strategy.configure_evaluate(round, ArrayRecord(weights), config, grid)
+        replies, evaluated = _exchange(grid, requests, self.study.federation.round_timeout_s, self.sites)
+        aggregated = strategy.aggregate_evaluate(round, replies)
+        fairness = merged_fairness(evaluated)
+        summary = RoundSummary(round, self.study.dp.rounds, trained, evaluated, dict(aggregated or {}),
+                               fairness)
+        history = [*checkpoint.history, {"round": round, "train": [r.as_dict() for r in trained],
+                                         "evaluate": [r.as_dict() for r in evaluated],
+                                         "aggregated": summary.aggregated,
+                                         "fairness": None if fairness is None else fairness.to_json()}]
+        checkpoint = Checkpoint(checkpoint.run_id, round, checkpoint.study_digest, checkpoint.strategy,
+                                weights, history)
+        self.store.save(checkpoint)
+        if self.on_round is not None:
+            self.on_round(summary)
+        return checkpoint
+
+
+def first_checkpoint(study: Any) -> Checkpoint:
+    """Round 0 of a new run: a fresh run id and the study's freshly initialised model."""
+    described = {"name": study.federation.strategy, **study.federation.model_dump()}
+    return Checkpoint(f"study-{uuid.uuid4().hex[:12]}", 0, study_digest(study.model_dump_json()), described,
+                      create_model(study).state_dict())
+
+
 def run_study(grid: Grid, study: Any, coordinator: Path, *,
               on_round: Callable[[RoundSummary], None] | None = None) -> Checkpoint:
     """Run (or resume) the study's rounds; returns the last checkpoint (the final global model)."""
-    study_json = study.model_dump_json()
-    digest = study_digest(study_json)
-    store = CheckpointStore(coordinator / "checkpoints")
+    book = RoundBook(study, AuditTrail.for_state(coordinator, actor="coordinator"),
+                     CheckpointStore(coordinator / "checkpoints"), on_round)
     strategy = create_strategy(study.federation)
-    described = {"name": study.federation.strategy, **study.federation.model_dump()}
-    checkpoint = store.latest(digest)
+    checkpoint = book.store.latest(study_digest(book.study_json))
     if checkpoint is None:
-        checkpoint = Checkpoint(f"study-{uuid.uuid4().hex[:12]}", 0, digest, described,
-                                create_model(study).state_dict())
+        checkpoint = first_checkpoint(study)
     else:
         log.info("resuming run %s after round %d", checkpoint.run_id, checkpoint.round)
-    arrays = ArrayRecord(checkpoint.weights)
-    timeout, min_sites = study.federation.round_timeout_s, study.federation.min_sites
-    trail = AuditTrail.for_state(coordinator, actor="coordinator")
-    sites: dict[int, str] = {}
+    weights = checkpoint.weights
+    min_sites = study.federation.min_sites
     for round in range(checkpoint.round + 1, study.dp.rounds + 1):
-        head = trail.head()
-        config = ConfigRecord({"run-id": checkpoint.run_id, "study": study_json,
+        head = book.trail.head()
+        config = ConfigRecord({"run-id": checkpoint.run_id, "study": book.study_json,
                                "audit-sequence": head.sequence, "audit-hash": head.hash})
-        requests = strategy.configure_train(round, arrays, config, grid)
-        replies, trained = _exchange(grid, requests, timeout, sites)
+        requests = strategy.configure_train(round, ArrayRecord(weights), config, grid)
+        replies, trained = _exchange(grid, requests, study.federation.round_timeout_s, book.sites)
         _describe(round, trained)
-        for reply in trained:
-            if reply.audit_head is not None:
-                trail.anchor(reply.site_id, reply.audit_head, round)
         updates = [r for r in trained if "num-examples" in r.metrics]
         new_arrays = strategy.aggregate_train(round, replies)[0] if len(updates) >= min_sites else None
         if new_arrays is None:
             log.warning("round %d: %d site(s) sent an update, %d needed ([federation] min-sites); the global "
                         "model is unchanged", round, len(updates), min_sites)
         else:
-            arrays = new_arrays
-            trail.append("model.aggregated", {
-                "round": round, "sites": len(updates), "model": weights_digest(arrays.to_torch_state_dict()),
-                "examples": int(sum(r.metrics["num-examples"] for r in updates))})
-        config = ConfigRecord({"run-id": checkpoint.run_id, "study": study_json})
-        requests = strategy.configure_evaluate(round, arrays, config, grid)
-        replies, evaluated = _exchange(grid, requests, timeout, sites)
-        aggregated = strategy.aggregate_evaluate(round, replies)
-        fairness = merged_fairness(evaluated)
-        summary = RoundSummary(round, study.dp.rounds, trained, evaluated, dict(aggregated or {}), fairness)
-        history = [*checkpoint.history, {"round": round, "train": [r.as_dict() for r in trained],
-                                         "evaluate": [r.as_dict() for r in evaluated],
-                                         "aggregated": summary.aggregated,
-                                         "fairness": None if fairness is None else fairness.to_json()}]
-        checkpoint = Checkpoint(checkpoint.run_id, round, digest, described, arrays.to_torch_state_dict(),
-                                history)
-        store.save(checkpoint)
-        if on_round is not None:
-            on_round(summary)
+            weights = new_arrays.to_torch_state_dict()
+        book.record_training(round, trained, None if new_arrays is None else weights)
+        checkpoint = book.evaluate_and_save(grid, strategy, checkpoint, round, weights, trained)
     return checkpoint

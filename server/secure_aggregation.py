@@ -16,14 +16,13 @@ updates that SecAgg+ hides; FedProx works, its term is the sites').
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context
+from flwr.app import Context
 from flwr.common import FitRes, Parameters, Scalar, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.compat.common import recorddict_compat as compat
 from flwr.server import LegacyContext, ServerConfig, SimpleClientManager
@@ -37,9 +36,8 @@ from flwr.serverapp import Grid
 from compliance.audit import AuditTrail
 from compliance.audit_chain import ChainHead
 from modalities.fusion import create_model
-from modalities.fusion.digest import weights_digest
-from server.checkpoint import Checkpoint, CheckpointStore, study_digest
-from server.rounds import RoundSummary, SiteReply, merged_fairness, read_reply
+from server.checkpoint import Checkpoint, CheckpointStore
+from server.rounds import RoundBook, RoundSummary, SiteReply, first_checkpoint
 from server.strategies import create_strategy
 
 log = logging.getLogger(__name__)
@@ -92,31 +90,27 @@ def run_secure_study(grid: Grid, context: Context, study: Any, coordinator: Path
                      on_round: Callable[[RoundSummary], None] | None = None) -> Checkpoint:
     """Run the study's rounds with SecAgg+ (``[federation] secagg-*``); returns the last checkpoint."""
     settings = study.federation
-    study_json = study.model_dump_json()
-    digest = study_digest(study_json)
-    store = CheckpointStore(coordinator / "checkpoints")
-    trail = AuditTrail.for_state(coordinator, "coordinator")
+    book = RoundBook(study, AuditTrail.for_state(coordinator, "coordinator"),
+                     CheckpointStore(coordinator / "checkpoints"), on_round)
     names = list(create_model(study).state_dict())
-    described = {"name": study.federation.strategy, **study.federation.model_dump()}
-    checkpoint = Checkpoint(f"study-{uuid.uuid4().hex[:12]}", 0, digest, described,
-                            create_model(study).state_dict())
+    checkpoint = first_checkpoint(study)
 
     def round_config(round: int) -> dict[str, Scalar]:
-        head = trail.head()
+        head = book.trail.head()
         config: dict[str, Scalar] = {
-            "run-id": checkpoint.run_id, "study": study_json, "server-round": round,
+            "run-id": checkpoint.run_id, "study": book.study_json, "server-round": round,
             "audit-sequence": head.sequence, "audit-hash": head.hash,
             "update-clip": settings.secagg_update_clip, "max-weight": settings.secagg_max_weight}
-        if study.federation.strategy == "fedprox":
-            config["proximal-mu"] = study.federation.proximal_mu
+        if settings.strategy == "fedprox":
+            config["proximal-mu"] = settings.proximal_mu
         return config
 
-    legacy = UpdateAverage(round_config, study.federation.min_sites, _to_parameters(checkpoint.weights))
-    evaluation = create_strategy(study.federation)
-    timeout = study.federation.round_timeout_s
+    legacy = UpdateAverage(round_config, settings.min_sites, _to_parameters(checkpoint.weights))
+    evaluation = create_strategy(settings)
+    timeout = settings.round_timeout_s
 
     def after_round(grid: Grid, context: Context) -> None:
-        """Anchor, evaluate (Message API), checkpoint: the plain run's bookkeeping for a SecAgg+ round."""
+        """The plain run's bookkeeping (``RoundBook``) for a round SecAgg+ has just aggregated."""
         nonlocal checkpoint
         state = cast(LegacyContext, context).state
         round = int(cast(int, state.config_records[MAIN_CONFIGS_RECORD][Key.CURRENT_ROUND]))
@@ -124,31 +118,11 @@ def run_secure_study(grid: Grid, context: Context, study: Any, coordinator: Path
         weights = {n: torch.from_numpy(np.array(a, copy=True))
                    for n, a in zip(names, parameters_to_ndarrays(parameters), strict=True)}
         trained = legacy.replies
-        for reply in trained:
-            if reply.audit_head is not None:
-                trail.anchor(reply.site_id, reply.audit_head, round)
-        updates = [r for r in trained if "num-examples" in r.metrics]
-        if updates:
-            trail.append("model.aggregated", {
-                "round": round, "sites": len(updates), "model": weights_digest(weights),
-                "examples": int(sum(r.metrics["num-examples"] for r in updates))})
-        else:
+        updated = any("num-examples" in r.metrics for r in trained)
+        if not updated:
             log.warning("round %d: no site sent an update; the global model is unchanged", round)
-        config = ConfigRecord({"run-id": checkpoint.run_id, "study": study_json})
-        requests = evaluation.configure_evaluate(round, ArrayRecord(weights), config, grid)
-        replies = list(grid.send_and_receive(requests, timeout=timeout))
-        evaluated = [read_reply(r, f"node-{r.metadata.src_node_id}") for r in replies]
-        aggregated = dict(evaluation.aggregate_evaluate(round, replies) or {})
-        fairness = merged_fairness(evaluated)
-        summary = RoundSummary(round, study.dp.rounds, trained, evaluated, aggregated, fairness)
-        history = [*checkpoint.history, {"round": round, "train": [r.as_dict() for r in trained],
-                                         "evaluate": [r.as_dict() for r in evaluated],
-                                         "aggregated": aggregated,
-                                         "fairness": None if fairness is None else fairness.to_json()}]
-        checkpoint = Checkpoint(checkpoint.run_id, round, digest, described, weights, history)
-        store.save(checkpoint)
-        if on_round is not None:
-            on_round(summary)
+        book.record_training(round, trained, weights if updated else None)
+        checkpoint = book.evaluate_and_save(grid, evaluation, checkpoint, round, weights, trained)
 
     secagg = SecAggPlusWorkflow(num_shares=settings.secagg_shares,
                                 reconstruction_threshold=settings.secagg_threshold,
