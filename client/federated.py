@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,9 @@ class FederatedSite:
     def state(self) -> Path:
         return self.site.state
 
-    @property
+    @cached_property
     def trail(self) -> AuditTrail:
+        """The site's audit trail, opened (key loaded, signer checked) once per request, not per event."""
         return site_trail(self.state, self.id)
 
     def prepare(self, *, round: int | None = None) -> SiteReport:
