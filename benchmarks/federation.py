@@ -7,11 +7,14 @@ ServerApp and ClientApp over Ray) in a fresh child process, on synthetic hospita
 * ``overhead_fraction`` (3 sites x 120 patients, 5 rounds): per round, wall time between consecutive
   ``on_round`` callbacks (round 1: from the ServerApp's start, after Ray and Flower's engine are up; that
   start-up and ``ray.init`` alone are reported apart) against the local critical path: the sites' own
-  times (``site-seconds``: prepare + DP training, then evaluation) scheduled on W parallel workers (W =
-  cores / cpus-per-site), i.e. max(max t_i, sum t_i / W) for train plus the same for evaluate.
-  overhead_fraction = median over all rounds of all runs of (wall - critical path) / wall.
-  ``overhead_fraction_whole_sites`` is the same against a tighter bound that keeps each site's round on
-  one worker (``whole_jobs_path``): the issue's path lets three sites share two workers in 1.5 site-times.
+  work (``site-cpu-seconds``: the CPU time of prepare + DP training, then of evaluation, in each site's
+  process) spread over the machine's cores, i.e. max(max t_i, sum t_i / cores) for train plus the same
+  for evaluate: no schedule on these cores can be faster. overhead_fraction = median over all rounds of
+  all runs of (wall - critical path) / wall; whatever is not the sites' computation counts as overhead
+  (Flower, Ray, the coordinator, idle cores, the sites' disk waits).
+* ``schedule``: the same runs with one site per core at a time (``concurrency`` = cores, whole sites on
+  workers) instead of the default (all sites at once while there are at most two per core), interleaved
+  per seed: median round wall time of the two and their ratio.
 * ``scale``: 10, 30 and 100 small sites (40 patients, batch 8, 1 round; RDP accountant, whose noise
   calibration is about 3x faster than PRV's): round wall times, the whole run, and the peak resident
   memory of the process tree (this process, the simulation, Ray's daemons and workers).
@@ -65,43 +68,27 @@ def study_for(rounds: int, batch: int, accountant: str, seed: int = 0) -> Study:
         "fusion": study.fusion.model_copy(update={"seed": seed})})
 
 
-def workers_for(sites: int, cpus_per_site: float) -> int:
-    """How many sites Ray runs at once: one per ``cpus_per_site`` of this machine's cores."""
-    return max(1, min(sites, int((os.cpu_count() or 1) // cpus_per_site)))
+def critical_path(seconds: Sequence[float], cores: int) -> float:
+    """Shortest possible wall time of these single-threaded jobs on ``cores`` cores: the longest job, or
+    the total spread evenly, whichever is larger."""
+    return max(max(seconds, default=0.0), sum(seconds) / cores)
 
 
-def critical_path(seconds: Sequence[float], workers: int) -> float:
-    """Shortest possible wall time of these jobs on ``workers`` workers if jobs could be split: the longest
-    job, or the total spread evenly, whichever is larger (the issue's definition)."""
-    return max(max(seconds, default=0.0), sum(seconds) / workers)
-
-
-def whole_jobs_path(seconds: Sequence[float], workers: int) -> float:
-    """A lower bound on the wall time of these jobs on ``workers`` workers when a job cannot be split (a
-    site's round runs on one worker): with more jobs than workers, one worker runs two of the
-    ``workers + 1`` longest, so the W-th and (W+1)-th longest add up. 3 equal sites on 2 workers: 2 t, where
-    ``critical_path`` says 1.5 t and would charge the difference to Flower."""
-    ordered = sorted(seconds, reverse=True)
-    pair = ordered[workers - 1] + ordered[workers] if len(ordered) > workers else 0.0
-    return max(critical_path(seconds, workers), pair)
-
-
-def round_breakdown(timing: RunTiming, workers: int, startup: float) -> list[dict[str, float]]:
-    """Per round: wall time, the local critical path (train, evaluate), the overhead fraction, and the same
-    against ``whole_jobs_path`` (``*_whole_sites``), with the sites' own times. Round 1
-    runs from the start of ``simulate`` less ``startup`` (Ray's own start-up, measured apart: the ServerApp
-    starts at once and waits for the sites while Ray comes up)."""
+def round_breakdown(timing: RunTiming, cores: int, startup: float) -> list[dict[str, float]]:
+    """Per round: wall time, the local critical path of the sites' CPU time (train, evaluate), the overhead
+    fraction, with the sites' own wall and CPU times. Round 1 runs from the start of ``simulate`` less
+    ``startup`` (Ray's own start-up, measured apart: the ServerApp starts at once and waits for the sites
+    while Ray comes up)."""
     rows, previous = [], startup
     for r in timing.rounds:
         wall = r.ended - previous
-        train, evaluate = critical_path(r.train_seconds, workers), critical_path(r.evaluate_seconds, workers)
+        train = critical_path(r.train_cpu_seconds, cores)
+        evaluate = critical_path(r.evaluate_cpu_seconds, cores)
         overhead = wall - train - evaluate
-        whole = wall - sum(whole_jobs_path(t, workers) for t in (r.train_seconds, r.evaluate_seconds))
-        rows.append({"round": r.round, "wall_s": wall, "local_train_s": train,
-                     "local_evaluate_s": evaluate, "overhead_s": overhead,
-                     "overhead_fraction": overhead / wall, "overhead_fraction_whole_sites": whole / wall,
-                     "site_train_s": list(r.train_seconds), "site_evaluate_s": list(r.evaluate_seconds),
-                     "failed_replies": r.failed})
+        rows.append({"round": r.round, "wall_s": wall, "local_train_s": train, "local_evaluate_s": evaluate,
+                     "overhead_s": overhead, "overhead_fraction": overhead / wall,
+                     "site_train_s": list(r.train_seconds), "site_train_cpu_s": list(r.train_cpu_seconds),
+                     "site_evaluate_cpu_s": list(r.evaluate_cpu_seconds), "failed_replies": r.failed})
         previous = r.ended
     return rows
 
@@ -128,16 +115,17 @@ def prepare(work: Path, sites: int, patients: int, study: Study) -> Prepared:
                     time.perf_counter() - generated)
 
 
-def federated_run(prepared: Prepared, count: int, study: Study, run: Path, *, cpus_per_site: float,
+def federated_run(prepared: Prepared, count: int, study: Study, run: Path, *, concurrency: int | None,
                   seed: int) -> tuple[RunTiming, int]:
-    """The study over the first ``count`` sites, each with a fresh copy of its prepared STATE."""
+    """The study over the first ``count`` sites, each with a fresh copy of its prepared STATE;
+    ``concurrency`` sites at once (None: the simulation's default)."""
     federation = run / "sites"
     federation.mkdir(parents=True)
     for site in prepared.ids[:count]:
         (federation / site).symlink_to(prepared.sites / site)
         shutil.copytree(prepared.pristine / site, run / "state" / site)
     return timed_simulation(study, federation, run / "state", run / "out", sites=count,
-                            cpus_per_site=cpus_per_site, seed=seed)
+                            concurrency=concurrency, seed=seed)
 
 
 def pooled_weights(study: Study, prepared: Prepared, seed: int, work: Path) -> dict[str, torch.Tensor]:
@@ -163,14 +151,17 @@ def _median(values: Sequence[float | None]) -> float | None:
 def utility_and_overhead(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Part 1 and 3 on one federation: each seed's federated run gives the round timings and one AUROC."""
     prepared = prepare(work, args.sites, args.patients, study_for(args.rounds, args.batch, args.accountant))
-    workers = workers_for(args.sites, args.cpus_per_site)
-    rows, runs, federated, pooled = [], [], [], []
+    cores = os.cpu_count() or 1
+    rows, runs, federated, pooled, one_per_core = [], [], [], [], []
     startup = ray_startup_seconds()
     for seed in range(args.seeds):
         study = study_for(args.rounds, args.batch, args.accountant, seed)
         timing, peak = federated_run(prepared, args.sites, study, work / f"run-{seed}",
-                                     cpus_per_site=args.cpus_per_site, seed=seed)
-        rows += round_breakdown(timing, workers, startup)
+                                     concurrency=args.concurrency, seed=seed)
+        rows += round_breakdown(timing, cores, startup)
+        compared, _ = federated_run(prepared, args.sites, study, work / f"run-{seed}-per-core",
+                                    concurrency=min(cores, args.sites), seed=seed)
+        one_per_core += round_breakdown(compared, cores, startup)
         weights = torch.load(work / f"run-{seed}" / "out" / "model" / MODEL_FILE, weights_only=True)
         federated.append(held_out(study, weights, prepared))
         pooled.append(held_out(study, pooled_weights(study, prepared, seed, work), prepared))
@@ -182,12 +173,17 @@ def utility_and_overhead(args: argparse.Namespace, work: Path) -> dict[str, Any]
         print(json.dumps({"progress": "federated run", **runs[-1]}), file=sys.stderr, flush=True)
     fed, pool = _median(federated), _median(pooled)
     fractions = [r["overhead_fraction"] for r in rows]
+    walls = {"default": statistics.median(r["wall_s"] for r in rows if r["round"] > 1),
+             "one_site_per_core": statistics.median(r["wall_s"] for r in one_per_core if r["round"] > 1)}
     return {
         "overhead_fraction": statistics.median(fractions),
         "overhead_fraction_after_round_1": _median([r["overhead_fraction"] for r in rows if r["round"] > 1]),
-        "overhead_fraction_whole_sites": _median([r["overhead_fraction_whole_sites"] for r in rows]),
         "ray_startup_s": startup,
-        "overhead": {"workers": workers, "rounds": rows, "runs": runs,
+        "schedule": {"round_wall_s_median_after_round_1": walls,
+                     "default_over_one_site_per_core": walls["default"] / walls["one_site_per_core"],
+                     "overhead_fraction_one_site_per_core": statistics.median(
+                         r["overhead_fraction"] for r in one_per_core)},
+        "overhead": {"rounds": rows, "runs": runs,
                      "round_wall_s_median": statistics.median(r["wall_s"] for r in rows),
                      "local_critical_path_s_median": statistics.median(
                          r["local_train_s"] + r["local_evaluate_s"] for r in rows)},
@@ -205,14 +201,13 @@ def scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for size in sizes:
         timing, peak = federated_run(prepared, size, study, work / f"scale-{size}",
-                                     cpus_per_site=args.cpus_per_site, seed=0)
+                                     concurrency=args.concurrency, seed=0)
         # round 1 here includes Ray's start-up: a whole run's cost, as ``total_s`` is
-        rows = round_breakdown(timing, workers_for(size, args.cpus_per_site), 0.0)
+        rows = round_breakdown(timing, os.cpu_count() or 1, 0.0)
         result[str(size)] = {
             "total_s": timing.finished, "peak_mb": peak / MB,
             "peak_mb_per_site": peak / MB / size, "round_wall_s": [r["wall_s"] for r in rows],
             "overhead_fraction": _median([r["overhead_fraction"] for r in rows]),
-            "overhead_fraction_whole_sites": _median([r["overhead_fraction_whole_sites"] for r in rows]),
             "site_train_s_median": statistics.median(s for r in timing.rounds for s in r.train_seconds),
             "failed_replies": sum(r["failed_replies"] for r in rows)}
         print(json.dumps({"progress": f"scale {size}", **result[str(size)]}), file=sys.stderr, flush=True)
@@ -239,7 +234,8 @@ def main() -> None:
     parser.add_argument("--scale-batch", type=int, default=8)
     parser.add_argument("--scale-rounds", type=int, default=1)
     parser.add_argument("--scale-accountant", default="rdp", choices=("prv", "rdp"))
-    parser.add_argument("--cpus-per-site", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="sites run at once (default: the simulation's, all while at most 2 per core)")
     args = parser.parse_args()
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="polyclinic-federation-"))
@@ -255,7 +251,7 @@ def main() -> None:
                f"{args.accountant}"],
         sites=args.sites, patients_per_site=args.patients, rounds=args.rounds, batch_size=args.batch,
         accountant=args.accountant, seeds=args.seeds, epsilon=EPSILON, delta=DELTA,
-        cpus_per_site=args.cpus_per_site, cores=os.cpu_count(), scale_patients_per_site=args.scale_patients,
+        concurrency=args.concurrency, cores=os.cpu_count(), scale_patients_per_site=args.scale_patients,
         scale_batch_size=args.scale_batch, scale_rounds=args.scale_rounds,
         seconds=time.perf_counter() - started)
     print(json.dumps(result, sort_keys=True))

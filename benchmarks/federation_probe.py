@@ -100,6 +100,10 @@ class RoundTiming:
     train_seconds: tuple[float, ...]
     """Each replying site's own wall time for its train request (``site-seconds``: prepare + DP training)."""
     evaluate_seconds: tuple[float, ...]
+    train_cpu_seconds: tuple[float, ...]
+    """The same requests' CPU time in the site's process (``site-cpu-seconds``): its work, whether or not
+    it had a core to itself."""
+    evaluate_cpu_seconds: tuple[float, ...]
     failed: int
     """Train or evaluate replies that were refusals or errors."""
     auroc: float | None
@@ -113,37 +117,39 @@ class RunTiming:
     """Seconds from the start of ``simulate`` to its return (the model is written, Ray is shut down)."""
 
 
-def _site_seconds(replies: list[SiteReply]) -> tuple[float, ...]:
-    return tuple(r.metrics["site-seconds"] for r in replies if "site-seconds" in r.metrics)
+def _site_seconds(replies: list[SiteReply], key: str = "site-seconds") -> tuple[float, ...]:
+    return tuple(r.metrics[key] for r in replies if key in r.metrics)
 
 
 def _round_timing(summary: RoundSummary, ended: float) -> RoundTiming:
     replies = [*summary.train, *summary.evaluate]
     auroc = summary.aggregated.get("auroc")
     return RoundTiming(summary.round, ended, _site_seconds(summary.train), _site_seconds(summary.evaluate),
+                       _site_seconds(summary.train, "site-cpu-seconds"),
+                       _site_seconds(summary.evaluate, "site-cpu-seconds"),
                        sum(1 for r in replies if r.refused or r.error), auroc)
 
 
 def _child(results: multiprocessing.Queue, study_json: str, federation: Path, state_root: Path, out: Path,
-           sites: int, cpus_per_site: float, seed: int) -> None:
+           sites: int, concurrency: int | None, seed: int) -> None:
     torch.manual_seed(seed)  # the coordinator's initial global model, drawn in this process
     study = Study.model_validate_json(study_json)
     rounds: list[RoundTiming] = []
     start = time.perf_counter()
-    simulate(study, federation, state_root, out, sites=sites, cpus_per_site=cpus_per_site,
+    simulate(study, federation, state_root, out, sites=sites, concurrency=concurrency,
              on_round=lambda s: rounds.append(_round_timing(s, time.perf_counter() - start)))
     results.put(RunTiming(tuple(rounds), time.perf_counter() - start))
 
 
 def timed_simulation(study: Study, federation: Path, state_root: Path, out: Path, *, sites: int,
-                     cpus_per_site: float = 1.0, seed: int = 0,
+                     concurrency: int | None = None, seed: int = 0,
                      interval: float = 0.5) -> tuple[RunTiming, int]:
     """Run ``simulate`` in a fresh child process whose torch RNG (the initial global model) is seeded with
-    ``seed``; returns its timings and the tree's peak memory (bytes)."""
+    ``seed`` (``concurrency``: see ``simulate``); returns its timings and the tree's peak memory (bytes)."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     child = context.Process(target=_child, args=(results, study.model_dump_json(), federation, state_root,
-                                                 out, sites, cpus_per_site, seed))
+                                                 out, sites, concurrency, seed))
     with PeakMemory(interval) as memory:
         child.start()
         while True:

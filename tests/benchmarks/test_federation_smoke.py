@@ -27,32 +27,19 @@ def test_critical_path_is_the_longest_site_or_the_total_spread_over_the_workers(
     assert federation.critical_path([], 2) == 0.0
 
 
-def test_whole_sites_cannot_be_split_across_workers() -> None:
-    assert federation.whole_jobs_path([5.0, 5.0, 5.0], 2) == 10.0  # two of them share a worker
-    assert federation.whole_jobs_path([10.0, 1.0, 1.0], 2) == 10.0
-    assert federation.whole_jobs_path([3.0, 2.0], 2) == 3.0
-    assert federation.whole_jobs_path([1.0] * 100, 2) == 50.0
-
-
-def test_round_breakdown_charges_everything_but_the_sites_work_to_the_federation() -> None:
-    timing = RunTiming((RoundTiming(1, 25.0, (6.0, 6.0, 6.0), (1.0, 1.0), 0, 0.7),
-                        RoundTiming(2, 40.0, (6.0, 4.0), (0.5, 0.5), 1, 0.8)), finished=41.0)
-    first, second = federation.round_breakdown(timing, workers=2, startup=5.0)
+def test_round_breakdown_charges_everything_but_the_sites_computation_to_the_federation() -> None:
+    timing = RunTiming((RoundTiming(1, 25.0, (9.0, 9.0, 9.0), (1.5, 1.5), (6.0, 6.0, 6.0), (1.0, 1.0), 0,
+                                    0.7),
+                        RoundTiming(2, 40.0, (6.0, 4.0), (0.5, 0.5), (6.0, 4.0), (0.5, 0.5), 1, 0.8)),
+                       finished=41.0)
+    first, second = federation.round_breakdown(timing, cores=2, startup=5.0)
     assert first["wall_s"] == 20.0  # from the start of simulate, less Ray's start-up
+    # CPU seconds, not the sites' wall times (inflated while three sites share two cores)
     assert first["local_train_s"] == 9.0 and first["local_evaluate_s"] == 1.0
     assert first["overhead_fraction"] == pytest.approx(0.5)
     assert second["wall_s"] == 15.0 and second["local_train_s"] == 6.0 and second["local_evaluate_s"] == 0.5
     assert second["overhead_s"] == pytest.approx(8.5) and second["failed_replies"] == 1
-    # three 6 s sites on two workers take at least 12 s: only 20 - 12 - 1 = 7 s are the federation's
-    assert first["overhead_fraction_whole_sites"] == pytest.approx(0.35)
-    assert first["site_train_s"] == [6.0, 6.0, 6.0]
-
-
-def test_workers_follow_cores_per_site_and_never_exceed_the_sites() -> None:
-    cores = os.cpu_count() or 1
-    assert federation.workers_for(100, 1.0) == min(100, cores)
-    assert federation.workers_for(1, 1.0) == 1
-    assert federation.workers_for(100, float(cores * 2)) == 1
+    assert first["site_train_s"] == [9.0, 9.0, 9.0] and first["site_train_cpu_s"] == [6.0, 6.0, 6.0]
 
 
 def test_peak_memory_counts_a_child_process_that_holds_memory() -> None:
@@ -79,12 +66,13 @@ def test_a_tiny_federation_runs_every_step_of_the_benchmark(tmp_path: Path) -> N
     study = federation.study_for(rounds=1, batch=8, accountant="rdp")
     prepared = federation.prepare(tmp_path, sites=2, patients=30, study=study)
     assert prepared.ids == ["hospital-a", "hospital-b"] and prepared.generate_seconds > 0
-    timing, peak = federation.federated_run(prepared, 2, study, tmp_path / "run", cpus_per_site=1.0, seed=0)
+    timing, peak = federation.federated_run(prepared, 2, study, tmp_path / "run", concurrency=None, seed=0)
     assert [r.round for r in timing.rounds] == [1] and timing.finished > timing.rounds[0].ended
     (only,) = timing.rounds
     assert len(only.train_seconds) == len(only.evaluate_seconds) == 2 and only.failed == 0
     assert all(0 < s < only.ended for s in only.train_seconds)
-    (row,) = federation.round_breakdown(timing, workers=2, startup=0.0)
+    assert all(0 < s < only.ended for s in only.train_cpu_seconds)
+    (row,) = federation.round_breakdown(timing, cores=2, startup=0.0)
     assert 0 < row["overhead_fraction"] < 1
     assert peak > 500 * MB  # this process, the simulation and Ray's workers, each with torch loaded
     # the run's sites spent their budget in their own copies; the prepared states stay unspent

@@ -11,7 +11,7 @@ import torch
 
 from client.site import Site
 from compliance.audit_verify import check_anchors, verify
-from polyclinic.simulation import simulate
+from polyclinic.simulation import concurrent_sites, simulate
 from polyclinic.study import Study, default_study
 from polyclinic.synth import GroundTruth
 from privacy.ledger import PrivacyLedger
@@ -49,6 +49,20 @@ def test_every_round_is_trained_by_every_site_and_checkpointed(finished) -> None
     checkpoints = sorted(p.name for p in (out / "coordinator" / "checkpoints").glob("round-*.pt"))
     assert checkpoints == ["round-0001.pt", "round-0002.pt"]
     assert (out / "model" / MODEL_FILE).exists() and (out / "model" / CARD_JSON).exists()
+
+
+def test_every_site_reports_its_own_wall_and_cpu_time(finished) -> None:
+    _, _, summaries = finished
+    for reply in (r for s in summaries for r in (*s.train, *s.evaluate)):
+        assert 0 < reply.metrics["site-cpu-seconds"] <= reply.metrics["site-seconds"] * 1.5 + 0.5
+
+
+def test_sites_run_all_at_once_up_to_two_per_core_then_one_per_core() -> None:
+    assert concurrent_sites(3, cores=2) == 3
+    assert concurrent_sites(4, cores=2) == 4
+    assert concurrent_sites(5, cores=2) == 2
+    assert concurrent_sites(100, cores=2) == 2
+    assert concurrent_sites(1, cores=16) == 1
 
 
 def test_epsilon_adds_up_and_stays_within_each_budget(finished) -> None:
