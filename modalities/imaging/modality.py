@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from monai.data import get_track_meta, set_track_meta
 from pydicom.dataset import Dataset
 
 from modalities.base import Discovery, FileMapper, Item, Rejection, register_modality
@@ -123,7 +126,8 @@ class ImagingModality:
 
     def features(self, content: ImageSeries) -> dict[str, Any]:
         """``image``: float32 ``(1, H, W)`` in [0, 1]; ``image_meta``: non-identifying acquisition facts."""
-        sample = self._pipeline({"image": content.pixels})
+        with _untracked_meta():
+            sample = self._pipeline({"image": content.pixels})
         meta = image_meta(content.datasets[0], content.pixels.shape[0])
         return {"image": sample["image"], "image_meta": meta}
 
@@ -140,6 +144,18 @@ def image_meta(ds: Dataset, frames: int) -> dict[str, Any]:
     syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
     meta["TransferSyntaxUID"] = str(syntax) if syntax else None
     return meta
+
+
+@contextmanager
+def _untracked_meta() -> Iterator[None]:
+    """MONAI transforms on plain tensors rather than MetaTensors: the pipeline returns a numpy array and
+    keeps no transform history, and tracking it doubles the transforms' cost on small images."""
+    before = get_track_meta()
+    set_track_meta(False)
+    try:
+        yield
+    finally:
+        set_track_meta(before)
 
 
 def _scalar(value: Any) -> Any:
