@@ -37,7 +37,7 @@ from privacy.pseudonym import Pseudonymiser
 
 log = logging.getLogger(__name__)
 
-FEATURES_VERSION = "1"
+FEATURES_VERSION = "2"
 """Part of every cache key: bump it when feature code changes so old entries are rebuilt, not trusted."""
 RECORDS = "records"
 MODALITY_ORDER = (RECORDS, "imaging", "genomics")
@@ -78,7 +78,8 @@ class Site:
     def recipe(self, name: str) -> str:
         """What a modality's cached features depend on besides the input bytes."""
         settings = getattr(self.study, name)
-        return f"{FEATURES_VERSION}|{name}|{settings.model_dump_json()}"
+        version = getattr(self.modalities[name], "recipe_version", "")  # code and tables behind the features
+        return f"{FEATURES_VERSION}|{name}|{version}|{settings.model_dump_json()}"
 
     def run(self, *, build_cache: bool, progress: Progress | None = None,
             workers: int = 1) -> SiteReport:

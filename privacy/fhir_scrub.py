@@ -31,6 +31,7 @@ CODING = {"system": KEEP, "version": KEEP, "code": KEEP, "display": KEEP}
 CONCEPT = {"coding": CODING}  # CodeableConcept.text is free text and may name people: dropped
 PERIOD = {"start": KEEP, "end": KEEP}
 QUANTITY = {"value": KEEP, "comparator": KEEP, "unit": KEEP, "system": KEEP, "code": KEEP}
+RANGE = {"low": QUANTITY, "high": QUANTITY}
 
 OBSERVATION = {
     "status": KEEP,
@@ -64,8 +65,11 @@ CONDITION = {
     "onsetDateTime": KEEP,
     "onsetPeriod": PERIOD,
     "onsetAge": QUANTITY,
+    "onsetRange": RANGE,
     "abatementDateTime": KEEP,
     "abatementPeriod": PERIOD,
+    "abatementAge": QUANTITY,
+    "abatementRange": RANGE,
     "recordedDate": KEEP,
 }
 _PROVISION = {  # actor and data keep their shape, so a narrowed provision still reads as narrowed

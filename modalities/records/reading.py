@@ -1,4 +1,5 @@
-"""From files to raw FHIR resource objects: Bundle JSON, single-resource JSON and NDJSON bulk exports.
+"""From files to raw FHIR resource objects: Bundle JSON, single-resource JSON and NDJSON bulk exports
+(plain ``*.ndjson`` or gzipped ``*.ndjson.gz``, as Bulk Data servers may serve them).
 
 Nothing here validates resources (that needs the release, see :mod:`releases`); it only finds the
 JSON objects that claim to be resources and turns everything else into a counted rejection, so that
@@ -7,8 +8,10 @@ every resource, line and file found is either passed on or accounted for.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,9 @@ from modalities.records.reasons import reject
 from modalities.records.releases import is_resource_type
 
 JSON_SUFFIXES = (".json",)
-NDJSON_SUFFIXES = (".ndjson",)
+NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz")
+GZIP_SUFFIX = ".gz"
+"""FHIR Bulk Data servers may gzip their NDJSON files; ``*.ndjson.gz`` is read as NDJSON."""
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _FIX_JSON = "export the records again, or fix the JSON syntax; each NDJSON line must be one complete object"
 
@@ -57,25 +62,37 @@ def locate(rel: str, data: dict[str, Any], fallback: str = "") -> str:
     return f"{rel}{fallback}"
 
 
+def _suffix(path: Path) -> str:
+    """``.json``, ``.ndjson`` or ``.ndjson.gz`` (any case), else the last suffix."""
+    name = path.name.lower()
+    return next((s for s in (*NDJSON_SUFFIXES, *JSON_SUFFIXES) if name.endswith(s)), path.suffix.lower())
+
+
 def read_records_file(path: Path, site_root: Path) -> FileContent:
     """Parse one file of the records folder into raw resources and rejections."""
     rel = relative(path, site_root)
     content = FileContent()
-    suffix = path.suffix.lower()
+    suffix = _suffix(path)
     if suffix not in JSON_SUFFIXES + NDJSON_SUFFIXES:
         content.rejections.append(
             reject(
                 "unsupported-format",
                 rel,
                 f"files ending in {suffix or '(no suffix)'} are not read",
-                "export FHIR as JSON (a Bundle or one resource per file) or NDJSON bulk data; "
-                "FHIR XML is not read",
+                "export FHIR as JSON (a Bundle or one resource per file) or NDJSON bulk data "
+                "(optionally gzipped, *.ndjson.gz); FHIR XML is not read",
             )
         )
         return content
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
+        if suffix.endswith(GZIP_SUFFIX):
+            data = gzip.decompress(data)
+        text = data.decode("utf-8-sig")
     except OSError as exc:
+        if isinstance(exc, gzip.BadGzipFile):
+            content.rejections.append(_bad_gzip(rel))
+            return content
         content.rejections.append(
             reject(
                 "unreadable",
@@ -84,6 +101,9 @@ def read_records_file(path: Path, site_root: Path) -> FileContent:
                 "check the file permissions for the user running the client",
             )
         )
+        return content
+    except (EOFError, zlib.error):
+        content.rejections.append(_bad_gzip(rel))
         return content
     except UnicodeDecodeError:
         content.rejections.append(reject("invalid-json", rel, "not UTF-8 text", "FHIR JSON must be UTF-8"))
@@ -97,6 +117,15 @@ def read_records_file(path: Path, site_root: Path) -> FileContent:
             reject("empty-file", rel, "holds no resources", "remove the file or export the records again")
         )
     return content
+
+
+def _bad_gzip(rel: str) -> Rejection:
+    return reject(
+        "invalid-gzip",
+        rel,
+        "is not a complete gzip stream (truncated or not gzip at all)",
+        "copy the bulk export file again, or store it uncompressed as *.ndjson",
+    )
 
 
 def _loads(text: str) -> Any:

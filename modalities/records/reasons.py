@@ -23,7 +23,14 @@ REASONS: dict[str, str] = {
     ),
     "records.no-patient-id": "a Patient with neither an MR identifier nor an id, so nothing can link to it",
     "records.empty-file": "a file with no resources: empty, blank lines only or a Bundle without entries",
-    "records.unsupported-format": "a file that is neither ``*.json`` nor ``*.ndjson`` (e.g. FHIR XML)",
+    "records.unsupported-format": (
+        "a file that is neither ``*.json``, ``*.ndjson`` nor ``*.ndjson.gz`` (e.g. FHIR XML)"
+    ),
+    "records.invalid-gzip": "a ``*.ndjson.gz`` file that is not a complete gzip stream",
+    "records.unknown-unit": (
+        "a study lab's Observation whose valueQuantity has no UCUM unit code listed for that lab "
+        "(modalities.records.lab_units); it is set aside, never mixed in unconverted"
+    ),
     "records.not-deidentified": (
         "features were asked of a record that still identifies the patient: a bug in the caller, not the data"
     ),

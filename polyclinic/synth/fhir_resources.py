@@ -13,8 +13,9 @@ from typing import Any, Literal
 import numpy as np
 
 from polyclinic.synth import vocabulary as vocab
-from polyclinic.synth.labs import Measurement, measurements
+from polyclinic.synth.labs import SI_UNITS, Measurement, in_si_units, measurements
 from polyclinic.synth.population import INDEX_DATE, Patient
+from polyclinic.synth.record_quirks import LateDiagnosis, OddUnitResult
 from polyclinic.synth.seeding import uuid4
 
 Resource = dict[str, Any]
@@ -46,6 +47,7 @@ class FhirSite:
     mrn_system: str
     target_coding: Literal["snomed", "icd10", "snomed+icd10"]
     consent_policy: Literal["opt-in", "opt-out"]
+    si_units: bool = False  # reports the labs of labs.SI_UNITS in SI units under their own LOINC code
 
 
 def _coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
@@ -104,17 +106,28 @@ def patient_resource(patient: Patient, site: FhirSite) -> Resource:
     }
 
 
-def observation(patient: Patient, m: Measurement, rng: np.random.Generator) -> Resource:
+def _lab_display(code: str) -> str:
+    si = [u for u in SI_UNITS.values() if u.code == code]
+    return si[0].display if si else vocab.LABS[code][0]
+
+
+def observation(patient: Patient, m: Measurement, rng: np.random.Generator | None, rid: str = "") -> Resource:
+    """A final lab result; ``rid`` when the id was drawn elsewhere (a quirk), else drawn from ``rng``."""
     return {
         "resourceType": "Observation",
-        "id": uuid4(rng),
+        "id": rid or uuid4(rng),
         "status": "final",
         "category": [_concept(_coding(OBSERVATION_CATEGORY, "laboratory", "Laboratory"))],
-        "code": _concept(_coding(vocab.LOINC, m.code, vocab.LABS[m.code][0])),
+        "code": _concept(_coding(vocab.LOINC, m.code, _lab_display(m.code))),
         "subject": _ref(patient),
         "effectiveDateTime": m.when.isoformat(),
         "valueQuantity": {"value": m.value, "unit": m.unit, "system": UCUM, "code": m.unit},
     }
+
+
+def odd_unit_observation(patient: Patient, odd: OddUnitResult) -> Resource:
+    """The quirk's result in a unit the study cannot convert."""
+    return observation(patient, Measurement(odd.loinc, odd.value, odd.unit, odd.when), None, odd.id)
 
 
 def _target_code(site: FhirSite, rng: np.random.Generator) -> dict[str, Any]:
@@ -133,17 +146,20 @@ def _condition(
     clinical: str,
     verification: str,
     onset: str,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
+    rid: str = "",
+    recorded: str = "",
 ) -> Resource:
     return {
         "resourceType": "Condition",
-        "id": uuid4(rng),
+        "id": rid or uuid4(rng),
         "clinicalStatus": _concept(_coding(CONDITION_CLINICAL, clinical)),
         "verificationStatus": _concept(_coding(CONDITION_VERIFICATION, verification)),
         "category": [_concept(_coding(CONDITION_CATEGORY, "problem-list-item", "Problem List Item"))],
         "code": code,
         "subject": _ref(patient),
         "onsetDateTime": onset,
+        **({"recordedDate": recorded} if recorded else {}),
     }
 
 
@@ -173,6 +189,28 @@ def conditions(patient: Patient, site: FhirSite, rng: np.random.Generator) -> li
             )
         )
     return out
+
+
+def late_condition(patient: Patient, site: FhirSite, late: LateDiagnosis) -> Resource:
+    """A confirmed diagnosis recorded after the index date (see :mod:`polyclinic.synth.record_quirks`)."""
+    if late.kind == "comorbidity":
+        code = _concept(_coding(vocab.SNOMED, late.code, vocab.COMORBIDITIES[late.code]))
+    else:
+        codings = {
+            "snomed": _coding(vocab.SNOMED, vocab.TARGET_SNOMED, TARGET_DISPLAY),
+            "icd10": _coding(vocab.ICD10, "C34.9", ICD10_LUNG["C34.9"]),
+        }
+        code = _concept(*[codings[system] for system in site.target_coding.split("+")])
+    return _condition(
+        patient,
+        code,
+        clinical="active",
+        verification="confirmed",
+        onset=late.onset.isoformat(),
+        rng=None,
+        rid=late.id,
+        recorded=late.recorded.isoformat(),
+    )
 
 
 def consent(patient: Patient, site: FhirSite, rng: np.random.Generator) -> Resource | None:
@@ -236,7 +274,8 @@ def encounter(patient: Patient, site: FhirSite, rng: np.random.Generator) -> Res
 def patient_resources(patient: Patient, site: FhirSite, rng: np.random.Generator) -> list[Resource]:
     """Everything the site's record system holds on one patient, Patient first."""
     found = [patient_resource(patient, site)]
-    found += [observation(patient, m, rng) for m in measurements(patient, rng)]
+    results = measurements(patient, rng)
+    found += [observation(patient, in_si_units(m) if site.si_units else m, rng) for m in results]
     found += conditions(patient, site, rng)
     agreement = consent(patient, site, rng)
     return found + ([agreement] if agreement else [])

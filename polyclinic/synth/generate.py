@@ -20,6 +20,7 @@ from polyclinic.synth.fhir_writer import write_records
 from polyclinic.synth.genomics_writer import baseline_expression, write_genomics
 from polyclinic.synth.population import Patient, sample_population
 from polyclinic.synth.profiles import SiteProfile, profile_for, site_id
+from polyclinic.synth.record_quirks import RecordQuirks, plan_quirks
 from polyclinic.synth.seeding import FEDERATION, stream
 from polyclinic.synth.truth import GroundTruth, PatientTruth, SiteTruth
 
@@ -36,8 +37,11 @@ def site_toml(site: str, profile: SiteProfile, epsilon: float = EPSILON) -> str:
     ).replace("e-0", "e-")
 
 
-def _patient_truth(p: Patient, imaging: ImagingOutput, sample_ids: dict[str, str]) -> PatientTruth:
+def _patient_truth(
+    p: Patient, imaging: ImagingOutput, sample_ids: dict[str, str], quirks: RecordQuirks
+) -> PatientTruth:
     ident = p.identity
+    late = quirks.late.get(p.record_id, [])
     return PatientTruth(
         mrn=ident.mrn,
         record_id=p.record_id,
@@ -64,6 +68,8 @@ def _patient_truth(p: Patient, imaging: ImagingOutput, sample_ids: dict[str, str
         imaging_files=imaging.files.get(ident.mrn, []),
         accession=imaging.accessions.get(ident.mrn),
         sample_id=sample_ids.get(ident.mrn),
+        late_comorbidities=[d.code for d in late if d.kind == "comorbidity"],
+        late_target=any(d.kind == "target" for d in late),
     )
 
 
@@ -79,7 +85,9 @@ def _site(out: Path, index: int, patients: int, seed: int, mu: np.ndarray, epsil
         mrn_system=f"https://{sid}.example.org/mrn",
         target_coding=profile.target_coding,
         consent_policy=profile.consent_policy,
+        si_units=profile.key == "B",  # the European-style laboratory of the federation
     )
+    quirks = plan_quirks(population, stream(seed, index, "records-quirks"))
     bad_records = write_records(
         root / "records",
         population,
@@ -87,6 +95,7 @@ def _site(out: Path, index: int, patients: int, seed: int, mu: np.ndarray, epsil
         profile.fhir_layout,
         f"https://{sid}.example.org/fhir",
         stream(seed, index, "records"),
+        quirks,
     )
     sample_ids: dict[str, str] = {}
     genomics = None
@@ -108,7 +117,7 @@ def _site(out: Path, index: int, patients: int, seed: int, mu: np.ndarray, epsil
         consent_policy=profile.consent_policy,
         fhir_release=profile.fhir_release,
         prevalence=profile.prevalence,
-        patients=[_patient_truth(p, imaging, sample_ids) for p in population],
+        patients=[_patient_truth(p, imaging, sample_ids, quirks) for p in population],
         bad_files=imaging.bad_files + bad_records,
         genomics=genomics,
     )

@@ -5,6 +5,10 @@ log-normal, as lab values are. Earlier visits carry a weaker signal than the las
 index date (the disease develops), so a reader must take the latest value before the index date;
 every lab also has one result after the index date with a wild value that carries no signal at all,
 so a reader that forgets the cut-off loses the signal instead of silently keeping it.
+
+A site may report a lab in SI units (:data:`SI_UNITS`, creatinine in umol/L under its own LOINC code
+14682-9, as European laboratories do): the same draws, converted and rounded in that unit, so a reader
+that does not convert units sees one site's creatinine some 88 times higher than the others'.
 """
 
 from __future__ import annotations
@@ -49,6 +53,31 @@ class Measurement:
     value: float
     unit: str
     when: dt.datetime
+
+
+@dataclass(frozen=True)
+class SiUnit:
+    """A lab reported in an SI unit under its own LOINC code (the property differs: moles, not mass)."""
+
+    code: str
+    display: str
+    unit: str
+    factor: float  # value in this unit = factor * value in the unit of vocabulary.LABS
+    decimals: int
+
+
+SI_UNITS: dict[str, SiUnit] = {
+    "2160-0": SiUnit("14682-9", "Creatinine [Moles/volume] in Serum or Plasma", "umol/L", 88.42, 0),
+}
+"""By vocabulary.LABS code; 88.42 umol/L per mg/dL from creatinine's molar mass (113.12 g/mol)."""
+
+
+def in_si_units(m: Measurement) -> Measurement:
+    """``m`` as an SI-reporting laboratory writes it (unchanged for labs without an SI unit here)."""
+    si = SI_UNITS.get(m.code)
+    if si is None:
+        return m
+    return Measurement(si.code, round(m.value * si.factor, si.decimals), si.unit, m.when)
 
 
 def _moment(day: dt.date, rng: np.random.Generator) -> dt.datetime:

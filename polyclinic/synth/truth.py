@@ -19,10 +19,11 @@ Outcome = Literal["rejected", "skipped"]
 class BadFile:
     """A deliberately bad input and what a correct pipeline does with it.
 
-    ``kind`` says what is wrong (``not-dicom``, ``truncated``, ``no-pixels``, ``unused-resource-type``);
+    ``kind`` says what is wrong (``not-dicom``, ``truncated``, ``no-pixels``, ``unused-resource-type``,
+    ``unknown-unit``);
     ``expected`` is ``rejected`` (counted as a rejection) or ``skipped`` (counted as ignored by type).
-    ``fragment`` locates a resource inside a file (``Encounter/<id>``), ``patient`` is the MRN it
-    belongs to, if any.
+    ``fragment`` locates a resource inside a file (``Encounter/<id>``, ``Observation/<id>``),
+    ``patient`` is the MRN it belongs to, if any.
     """
 
     path: str  # relative to the site folder
@@ -46,8 +47,8 @@ class PatientTruth:
     phone: str
     address: dict[str, str]
     smoker: bool
-    comorbidities: list[str]
-    label: int
+    comorbidities: list[str]  # known by the index date: what a reader's comorbidity flags must say
+    label: int  # a target diagnosis known by the index date
     signals: dict[str, float]
     consent: Literal["permit", "deny", "inactive", "none"]
     refuted_target: bool
@@ -56,6 +57,10 @@ class PatientTruth:
     imaging_files: list[str]  # the usable CT series, relative to the site folder
     accession: str | None
     sample_id: str | None  # genomics sample, None when the patient has none
+    late_comorbidities: list[str] = field(default_factory=list)
+    """Comorbidity codes diagnosed only after the index date (some back-dated): they do not count."""
+    late_target: bool = False
+    """A negative whose target diagnosis was recorded after the index date: the label stays 0."""
 
     def identifiers(self) -> list[str]:
         """Every string that identifies this patient and must never leave the site."""

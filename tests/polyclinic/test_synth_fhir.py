@@ -3,6 +3,7 @@ ground truth says."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -15,7 +16,8 @@ from pydantic import ValidationError
 from polyclinic.synth import GroundTruth, generate
 from polyclinic.synth import vocabulary as vocab
 from polyclinic.synth.fhir_writer import read_resources
-from polyclinic.synth.labs import LAB_MODELS
+from polyclinic.synth.labs import LAB_MODELS, SI_UNITS
+from polyclinic.synth.record_quirks import UNKNOWN_UNIT
 
 MODEL = {"R4": r4_model, "R5": r5_model}
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -52,10 +54,11 @@ def test_every_file_validates_with_its_release_and_not_the_other(federation):
         other = MODEL["R5" if site.fhir_release == "R4" else "R4"]
         rejected_by_other = 0
         for path in sorted((out / site.id / "records").iterdir()):
+            raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
             docs = (
-                [json.loads(line) for line in path.read_text().splitlines()]
-                if path.suffix == ".ndjson"
-                else [json.loads(path.read_text())]
+                [json.loads(line) for line in raw.decode().splitlines()]
+                if ".ndjson" in path.name
+                else [json.loads(raw)]
             )
             for doc in docs:
                 assert doc["resourceType"] != "Bundle" or doc["type"] == "collection"
@@ -73,8 +76,9 @@ def test_layouts_per_site(federation):
     assert len(names["hospital-a"]) == 45 and all(n.endswith(".json") for n in names["hospital-a"])
     assert len(names["hospital-b"]) == 2
     assert names["hospital-c"] == [
-        f"{t}.ndjson" for t in ("Condition", "Consent", "Encounter", "Observation", "Patient")
+        "Condition.ndjson", "Consent.ndjson", "Encounter.ndjson", "Observation.ndjson.gz", "Patient.ndjson"
     ]
+    assert (out / "hospital-c" / "records" / "Observation.ndjson.gz").read_bytes()[:2] == b"\x1f\x8b"
     for site in truth.sites:
         kinds = Counter(r["resourceType"] for _, r in read_resources(out / site.id / "records"))
         assert kinds["Patient"] == 45 and kinds["Encounter"] == 1
@@ -106,26 +110,50 @@ def test_patients_carry_the_identity_and_race_of_the_ground_truth(federation, ch
 def test_labs_before_and_after_the_index_date(federation, charts):
     _, truth = federation
     for site in truth.sites:
+        si = {lab: SI_UNITS[lab] for lab in SI_UNITS} if site.profile == "B" else {}
+        expected_units = {si[c].code if c in si else c: si[c].unit if c in si else u
+                          for c, (_, u) in vocab.LABS.items()}
+        odd = []
         for p in site.patients:
             observations = [r for r in charts[site.id][p.record_id] if r["resourceType"] == "Observation"]
             by_lab = defaultdict(list)
             for obs in observations:
                 assert obs["status"] == "final" and obs["code"]["coding"][0]["system"] == vocab.LOINC
-                quantity = obs["valueQuantity"]
+                quantity, code = obs["valueQuantity"], obs["code"]["coding"][0]["code"]
                 assert (
                     quantity["system"] == "http://unitsofmeasure.org" and quantity["code"] == quantity["unit"]
                 )
-                by_lab[obs["code"]["coding"][0]["code"]].append((obs["effectiveDateTime"], quantity["value"]))
-            assert set(by_lab) == set(vocab.LABS)
+                if (code, quantity["code"]) == UNKNOWN_UNIT:
+                    odd.append(obs)
+                    continue
+                assert quantity["code"] == expected_units[code]
+                by_lab[code].append((obs["effectiveDateTime"], quantity["value"]))
+            assert set(by_lab) == set(expected_units)
             for code, results in by_lab.items():
                 before = [v for when, v in results if when < vocab.INDEX_DATE]
                 after = [v for when, v in results if when >= vocab.INDEX_DATE]
                 assert len(before) in (2, 3) and len(after) == 1
-                assert after[0] > 10 * LAB_MODELS[code].median, "the post-index value is wild"
+                factor, lab = next(((u.factor, c) for c, u in si.items() if u.code == code), (1.0, code))
+                assert after[0] / factor > 10 * LAB_MODELS[lab].median, "the post-index value is wild"
+        [planted] = [b for b in site.bad_files if b.kind == "unknown-unit"]
+        assert [f"Observation/{o['id']}" for o in odd] == [planted.fragment]
+        assert odd[0]["effectiveDateTime"] < vocab.INDEX_DATE, "it would be used if its unit were read"
+
+
+def test_one_site_reports_creatinine_in_si_units(federation, charts):
+    _, truth = federation
+    for site in truth.sites:
+        codes = {r["code"]["coding"][0]["code"] for chart in charts[site.id].values() for r in chart
+                 if r["resourceType"] == "Observation"}
+        assert ("14682-9" in codes) == (site.profile == "B") and ("2160-0" in codes) == (site.profile != "B")
 
 
 def _codes(condition: dict) -> set[tuple[str, str]]:
     return {(c["system"], c["code"]) for c in condition["code"]["coding"]}
+
+
+def _is_target(condition: dict) -> bool:
+    return any(code == vocab.TARGET_SNOMED or code.startswith("C34.") for _, code in _codes(condition))
 
 
 def test_conditions_code_the_target_the_sites_way(federation, charts):
@@ -134,12 +162,10 @@ def test_conditions_code_the_target_the_sites_way(federation, charts):
     for site in truth.sites:
         for p in site.patients:
             conditions = [r for r in charts[site.id][p.record_id] if r["resourceType"] == "Condition"]
-            targets = [
-                c
-                for c in conditions
-                if any(code == vocab.TARGET_SNOMED or code.startswith("C34.") for _, code in _codes(c))
-            ]
-            others = {code for c in conditions if c not in targets for _, code in _codes(c)}
+            timely = [c for c in conditions if "recordedDate" not in c]
+            assert all(c["onsetDateTime"] <= vocab.INDEX_DATE for c in timely)
+            targets = [c for c in timely if _is_target(c)]
+            others = {code for c in timely if c not in targets for _, code in _codes(c)}
             assert others == set(p.comorbidities)
             assert len(targets) == int(p.label or p.refuted_target)
             for target in targets:
@@ -147,6 +173,26 @@ def test_conditions_code_the_target_the_sites_way(federation, charts):
                 verification = target["verificationStatus"]["coding"][0]["code"]
                 assert verification == ("confirmed" if p.label else "refuted")
                 assert target["clinicalStatus"]["coding"][0]["code"] == ("active" if p.label else "inactive")
+
+
+def test_late_diagnoses_are_recorded_after_the_index_date_and_known_to_the_truth(federation, charts):
+    _, truth = federation
+    late_comorbidities = late_targets = backdated = 0
+    for site in truth.sites:
+        for p in site.patients:
+            late = [r for r in charts[site.id][p.record_id]
+                    if r["resourceType"] == "Condition" and "recordedDate" in r]
+            assert all(c["recordedDate"] > vocab.INDEX_DATE for c in late)
+            assert all(c["verificationStatus"]["coding"][0]["code"] == "confirmed" for c in late)
+            backdated += sum(c["onsetDateTime"] <= vocab.INDEX_DATE for c in late)
+            targets = [c for c in late if _is_target(c)]
+            assert len(targets) == int(p.late_target) and not (p.late_target and p.label)
+            codes = [code for c in late if c not in targets for _, code in _codes(c)]
+            assert sorted(codes) == sorted(p.late_comorbidities) and not set(codes) & set(p.comorbidities)
+            late_comorbidities += len(codes)
+            late_targets += len(targets)
+    assert late_comorbidities >= 10 and late_targets >= 2
+    assert 0 < backdated < late_comorbidities + late_targets
 
 
 def test_consent_per_patient_in_the_releases_shape(federation, charts):

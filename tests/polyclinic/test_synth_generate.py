@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from polyclinic.synth import GROUND_TRUTH, GroundTruth, generate
+from polyclinic.synth.fhir_writer import read_resources
 from polyclinic.synth.profiles import site_id
 
 SITES, PATIENTS = 3, 12
@@ -38,7 +39,7 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(federation, tm
     first, second = _hashes(out), _hashes(other)
     same_name = set(first) & set(second)
     fixed = {GROUND_TRUTH, "site.toml", "notes.txt", "expression.csv", "expression.tsv"}
-    assert all(k.rsplit("/", 1)[-1] in fixed or k.endswith(".ndjson") for k in same_name), (
+    assert all(k.rsplit("/", 1)[-1] in fixed or k.endswith((".ndjson", ".ndjson.gz")) for k in same_name), (
         "random file names should change with the seed"
     )
     unchanged = {k.rsplit("/", 1)[-1] for k in same_name if first[k] == second[k]}
@@ -83,14 +84,17 @@ def test_bad_files_exist_where_the_ground_truth_says(federation):
     out, truth = federation
     for site in truth.sites:
         kinds = sorted(b.kind for b in site.bad_files)
-        expected = ["not-dicom", "truncated", "unused-resource-type"] + (
+        expected = ["not-dicom", "truncated", "unknown-unit", "unused-resource-type"] + (
             ["no-pixels"] if site.profile == "B" else []
         )
         assert kinds == sorted(expected)
         for bad in site.bad_files:
             assert (out / site.id / bad.path).is_file()
-            if bad.kind == "unused-resource-type":
-                assert bad.fragment.split("/")[1] in (out / site.id / bad.path).read_text()
+            if bad.modality == "records":  # the resource sits in the file the truth names
+                name = bad.path.split("/")[-1]
+                held = {f"{r['resourceType']}/{r['id']}"
+                        for file, r in read_resources(out / site.id / "records") if file == name}
+                assert bad.fragment in held
         truncated = [p for p in site.patients if p.imaging == "truncated"]
         assert len(truncated) == 1 and truncated[0].imaging_files == []
 

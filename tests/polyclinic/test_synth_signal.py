@@ -17,6 +17,7 @@ from polyclinic.synth import generate
 from polyclinic.synth import vocabulary as vocab
 from polyclinic.synth.fhir_writer import read_resources
 from polyclinic.synth.genomics_writer import SIGNATURE_DOWN, SIGNATURE_UP
+from polyclinic.synth.labs import SI_UNITS
 from polyclinic.synth.phantom import hounsfield, nodule_mask
 from polyclinic.synth.population import CONSENT_MIX, sample_population
 from polyclinic.synth.profiles import PROFILES
@@ -88,16 +89,23 @@ def _nodule_area(path: Path) -> float:
 
 
 def _latest_labs(records: Path, mrn_of: dict[str, str]) -> dict[str, dict[str, float]]:
-    """Per MRN: the latest value before the index date of each signal lab, and the CEA after it."""
+    """Per MRN: the latest value before the index date of each lab in the unit of vocabulary.LABS (SI
+    results converted back, the result in an unknown unit left out), and the CEA after it."""
+    from_si = {u.code: (lab, u.unit, u.factor) for lab, u in SI_UNITS.items()}
     found: dict[str, dict[str, tuple[str, float]]] = defaultdict(dict)
     for _, r in read_resources(records):
         if r["resourceType"] != "Observation":
             continue
         code, when = r["code"]["coding"][0]["code"], r["effectiveDateTime"]
+        value, unit = r["valueQuantity"]["value"], r["valueQuantity"]["code"]
+        if code in from_si and unit == from_si[code][1]:
+            code, value, unit = from_si[code][0], value / from_si[code][2], vocab.LABS[from_si[code][0]][1]
+        if unit != vocab.LABS[code][1]:
+            continue
         key = code if when < vocab.INDEX_DATE else f"{code}-after"
         mrn = mrn_of[r["subject"]["reference"].removeprefix("Patient/")]
         if key not in found[mrn] or found[mrn][key][0] < when:
-            found[mrn][key] = (when, r["valueQuantity"]["value"])
+            found[mrn][key] = (when, value)
     return {mrn: {k: v for k, (_, v) in labs.items()} for mrn, labs in found.items()}
 
 

@@ -14,6 +14,7 @@ import privacy.fhir_scrub  # noqa: F401  (registers the de-identifier)
 from modalities.base import ItemRejected
 from modalities.records import RecordsModality, feature_names
 from modalities.records.codes import CodeToken
+from modalities.records.lab_units import LAB_REFERENCES
 from modalities.records.settings import RecordsSettings
 from privacy.deidentify import DeidContext, deidentify
 from privacy.pseudonym import Pseudonymiser
@@ -27,6 +28,12 @@ SETTINGS = RecordsSettings(
     index_date=dt.date(2025, 1, 1),
 )
 PSEUDONYMS = Pseudonymiser(b"0123456789abcdef0123456789abcdef")
+
+
+def z(loinc: str, value: float) -> float:
+    """The documented scale, written out: (ln value - ln centre) / spread of the reference interval."""
+    ref = LAB_REFERENCES[loinc]
+    return (math.log(value) - 0.5 * math.log(ref.low * ref.high)) / (math.log(ref.high / ref.low) / 3.919928)
 
 
 def featurised(folder: str, settings: RecordsSettings = SETTINGS) -> dict[str, dict]:
@@ -45,7 +52,7 @@ def featurised(folder: str, settings: RecordsSettings = SETTINGS) -> dict[str, d
 def test_layout_matches_feature_names():
     names = feature_names(SETTINGS)
     assert names[:5] == ["age_years/100", "age_missing", "sex_female", "sex_male", "sex_other_or_unknown"]
-    assert names[5:7] == ["lab:718-7:log1p", "lab:718-7:missing"]
+    assert names[5:7] == ["lab:718-7:ref-z", "lab:718-7:missing"]
     assert names[-1] == f"comorbidity:{SNOMED}|44054006" and len(names) == 5 + 2 * 4 + 2
     features = featurised("r4")["MRN-R4-0001"]
     assert features["records"].dtype == np.float32 and features["records"].shape == (len(names),)
@@ -57,12 +64,12 @@ def test_r4_patient_features():
     assert v["age_years/100"] == pytest.approx(0.668, abs=1e-3) and v["age_missing"] == 0
     assert (v["sex_female"], v["sex_male"], v["sex_other_or_unknown"]) == (1, 0, 0)
     # Hb 12.5 on 2024-06-01 is used; Hb 9.0 on 2025-02-01 is after the index date and ignored.
-    assert v["lab:718-7:log1p"] == pytest.approx(math.log1p(12.5)) and v["lab:718-7:missing"] == 0
+    assert v["lab:718-7:ref-z"] == pytest.approx(z("718-7", 12.5), rel=1e-5) and v["lab:718-7:missing"] == 0
     # CRP 7.2 (effectivePeriod.start) is used; the later preliminary 80.0 is not a final result.
-    assert v["lab:1988-5:log1p"] == pytest.approx(math.log1p(7.2))
-    assert v["lab:2532-0:missing"] == 1 and v["lab:2532-0:log1p"] == 0
+    assert v["lab:1988-5:ref-z"] == pytest.approx(z("1988-5", 7.2), rel=1e-5)
+    assert v["lab:2532-0:missing"] == 1 and v["lab:2532-0:ref-z"] == 0
     assert v[f"comorbidity:{SNOMED}|13645005"] == 0  # COPD is refuted
-    assert v[f"comorbidity:{SNOMED}|44054006"] == 1
+    assert v[f"comorbidity:{SNOMED}|44054006"] == 1  # onset 2016-05
     assert f["label"] == 1  # ICD-10 C34.1 under the C34 category
     assert f["sensitive"] == {"sex": "female", "age_band": "65-79", "ethnicity": "White"}
 
@@ -70,10 +77,10 @@ def test_r4_patient_features():
 def test_r5_patients_features():
     f = featurised("r5")
     b, c = f["MRN-R5-0002"], f["MRN-R5-0003"]
-    assert b["label"] == 1  # "C349" (no dot) is in C34
+    assert b["label"] == 1  # "C349" (no dot) is in C34, recorded 2024-11-20
     assert c["label"] == 0  # the SNOMED lung cancer was entered in error
     # 23:30 on 31 December in UTC+1 is still the 31st where it was measured: before the index date.
-    assert b["vector"]["lab:2532-0:log1p"] == pytest.approx(math.log1p(310))
+    assert b["vector"]["lab:2532-0:ref-z"] == pytest.approx(z("2532-0", 310), rel=1e-5)
     assert c["vector"]["lab:6690-2:missing"] == 1  # dated only "2025": may be after 2025-01-01
     assert b["sensitive"] == {"sex": "male", "age_band": "65-79", "ethnicity": "Black or African American"}
     assert c["sensitive"] == {"sex": "other", "age_band": "80+", "ethnicity": "unknown"}
@@ -89,7 +96,7 @@ def test_unknown_age_is_flagged():
 def test_index_date_moves_the_lab_cut_off():
     later = SETTINGS.model_copy(update={"index_date": dt.date(2025, 3, 1)})
     v = featurised("r4", later)["MRN-R4-0001"]["vector"]
-    assert v["lab:718-7:log1p"] == pytest.approx(math.log1p(9.0))
+    assert v["lab:718-7:ref-z"] == pytest.approx(z("718-7", 9.0), rel=1e-5)
 
 
 @pytest.mark.parametrize(
