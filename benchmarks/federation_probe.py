@@ -22,7 +22,8 @@ import torch
 
 from polyclinic.simulation import simulate
 from polyclinic.study import Study
-from server.rounds import RoundSummary, SiteReply
+from server.replies import SiteReply
+from server.rounds import RoundSummary
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 

@@ -9,6 +9,8 @@ never does.
 Replies carry one ArrayRecord (``arrays``, train only), one MetricRecord (``metrics``: numbers) and one
 ConfigRecord (``site``: the site id, the digest of the update and the head of the site's audit chain, which
 the coordinator anchors in its own trail; the train config carries the coordinator's head the other way).
+A query (``client/site_summary.py``) answers with the site's cohort counts, budget and the refusal code a
+train request would meet now (``refusal``, empty when ready).
 A site that refuses replies with an error whose reason starts with ``site-refused <site id> <code>:``,
 and the round goes on without it.
 """
@@ -76,6 +78,13 @@ def _evaluate(message: Message, site: FederatedSite) -> Message:
     return Message(content=content, reply_to=message)
 
 
+def _query(message: Message, site: FederatedSite) -> Message:
+    summary = site.summary(str(message.content["config"]["run-id"]))
+    content = RecordDict({"metrics": MetricRecord(summary.metrics),
+                          "site": ConfigRecord({"site-id": site.id, "refusal": summary.refusal})})
+    return Message(content=content, reply_to=message)
+
+
 def _handle(message: Message, context: Context, defaults: Mapping[str, str],
             handler: Callable[[Message, FederatedSite], Message]) -> Message:
     """Run ``handler`` for the node's site with the site's logging: our own lines go to the site's log
@@ -106,6 +115,10 @@ def create_client_app(defaults: Mapping[str, str] | None = None) -> ClientApp:
     @client_app.evaluate()
     def evaluate(message: Message, context: Context) -> Message:
         return _handle(message, context, fallback, _evaluate)
+
+    @client_app.query()
+    def query(message: Message, context: Context) -> Message:
+        return _handle(message, context, fallback, _query)
 
     return client_app
 

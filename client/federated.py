@@ -29,6 +29,7 @@ from client.round_store import RoundAlreadySpent, RoundStore, StoredRound
 from client.site import Site
 from client.site_audit import record_site_run, site_trail
 from client.site_report import SiteReport
+from client.site_summary import SiteSummary, site_counts
 from compliance.audit import AuditTrail
 from compliance.audit_chain import ChainHead
 from compliance.fairness import sensitive_columns, site_fairness
@@ -42,6 +43,13 @@ from privacy.ledger import BudgetExceeded, LedgerError, PrivacyLedger
 
 MIN_CELL = 10
 """Validation metrics on fewer patients than this are withheld (DESIGN: every cell n >= k, k = 10)."""
+
+
+def _refusal_code(exc: Exception) -> str:
+    """The refusal code of an error training raised before or instead of releasing an update."""
+    if isinstance(exc, ImpossibleSettings):
+        return exc.code
+    return {BudgetExceeded: "dp.budget-spent", NonFiniteLoss: "dp.non-finite"}.get(type(exc), "dp.ledger")
 
 
 class SiteRefused(RuntimeError):
@@ -112,6 +120,29 @@ class FederatedSite:
         record_site_run(self.trail, report, round=round)
         return report
 
+    def summary(self, run_id: str) -> SiteSummary:
+        """Cohort sizes, modality counts and budget after walking every patient again (audited as a site
+        run, as a round's walk is), and the code a train request of ``run_id`` would be refused with now
+        (the trainer's own checks; nothing is spent)."""
+        report = self.prepare()
+        train = report.patients.split[TRAIN]
+        refusal = ""
+        if not self.study.dp.enabled:
+            refusal = "dp.disabled"
+        elif train == 0:
+            refusal = "site.cohort-empty"
+        else:
+            try:
+                self._trainer(run_id).plan_round(train)
+            except (ImpossibleSettings, BudgetExceeded, LedgerError) as exc:
+                refusal = _refusal_code(exc)
+        return SiteSummary(site_counts(report, PrivacyLedger.for_state(self.state), self.site.config.privacy),
+                           refusal)
+
+    def _trainer(self, run_id: str) -> DPTrainer:
+        return DPTrainer(self.study.dp, ledger=PrivacyLedger.for_state(self.state),
+                         budget=self.site.config.privacy, run_id=run_id, seed=self.seed)
+
     def model(self, weights: Mapping[str, torch.Tensor]) -> FusionModel:
         """The study's model holding ``weights``; a mismatch with the study's architecture is refused."""
         model = create_model(self.study)
@@ -165,17 +196,10 @@ class FederatedSite:
         UsageRegister.for_state(self.state).record(run_id, round, [p.pseudonym for p in dataset.patients])
         budget = self.site.config.privacy
         try:
-            trainer = DPTrainer(self.study.dp, ledger=PrivacyLedger.for_state(self.state), budget=budget,
-                                run_id=run_id, seed=self.seed)
-            result = trainer.train_round(self.model(weights), dataset, round=round, proximal_mu=proximal_mu)
-        except ImpossibleSettings as exc:
-            raise SiteRefused(exc.code, str(exc)) from exc
-        except BudgetExceeded as exc:
-            raise SiteRefused("dp.budget-spent", str(exc)) from exc
-        except NonFiniteLoss as exc:
-            raise SiteRefused("dp.non-finite", str(exc)) from exc
-        except LedgerError as exc:
-            raise SiteRefused("dp.ledger", str(exc)) from exc
+            result = self._trainer(run_id).train_round(self.model(weights), dataset, round=round,
+                                                       proximal_mu=proximal_mu)
+        except (ImpossibleSettings, BudgetExceeded, NonFiniteLoss, LedgerError) as exc:
+            raise SiteRefused(_refusal_code(exc), str(exc)) from exc
         metrics = {"num-examples": float(result.examples), "epsilon-round": result.epsilon_round,
                    "epsilon-spent": result.epsilon_spent, "epsilon-remaining": result.epsilon_remaining,
                    "epsilon-budget": float(budget.epsilon), "delta": float(budget.delta),

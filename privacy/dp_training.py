@@ -56,6 +56,13 @@ class RoundResult:
     private: bool
 
 
+@dataclass(frozen=True)
+class RoundPlan:
+    sample_rate: float
+    steps: int
+    noise_multiplier: float
+
+
 def _generator(seed: int | None, run_id: str, round: int, purpose: str,
                device: str = "cpu") -> torch.Generator:
     """A per-(run, round, purpose) generator: reproducible from ``seed``, from OS entropy without one.
@@ -126,17 +133,25 @@ class DPTrainer:
         return calibrate_noise(self.budget.epsilon, self.budget.delta, sample_rate,
                                rounds_left * steps_per_round, self.settings.accountant, history)
 
+    def plan_round(self, n_examples: int) -> RoundPlan:
+        """The next private round for ``n_examples`` after the checks training makes first: raises
+        ImpossibleSettings or BudgetExceeded exactly as ``train_round`` would, and spends nothing."""
+        settings, budget = self.settings, self.budget
+        history = self.ledger.accountant().history
+        validate_budget(budget_epsilon=budget.epsilon, delta=budget.delta, n_examples=n_examples,
+                        batch_size=settings.batch_size, accountant=settings.accountant,
+                        history=history, strict=True)
+        sample_rate, steps_per_epoch = poisson_plan(n_examples, settings.batch_size)
+        steps = settings.local_epochs * steps_per_epoch
+        sigma = self._noise_multiplier(sample_rate, steps, history)
+        self.ledger.check_next(sigma, sample_rate, steps, budget.epsilon, budget.delta)
+        return RoundPlan(sample_rate, steps, sigma)
+
     def _private_round(self, model: nn.Module, dataset: Dataset, round: int,
                        proximal_mu: float) -> RoundResult:
         settings, budget, n = self.settings, self.budget, len(dataset)
+        sigma = self.plan_round(n).noise_multiplier
         accountant = self.ledger.accountant()
-        validate_budget(budget_epsilon=budget.epsilon, delta=budget.delta, n_examples=n,
-                        batch_size=settings.batch_size, accountant=settings.accountant,
-                        history=accountant.history, strict=True)
-        sample_rate, steps_per_epoch = poisson_plan(n, settings.batch_size)
-        steps = settings.local_epochs * steps_per_epoch
-        sigma = self._noise_multiplier(sample_rate, steps, accountant.history)
-        self.ledger.check_next(sigma, sample_rate, steps, budget.epsilon, budget.delta)
         before = epsilon_spent(accountant, budget.delta)
 
         work = copy.deepcopy(model).to(self.device).train()

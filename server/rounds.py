@@ -17,37 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.app import ArrayRecord, ConfigRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from compliance.audit import AuditTrail
-from compliance.audit_chain import ChainHead
 from compliance.fairness import FairnessTable, FederatedFairness, merge
 from modalities.fusion import create_model
 from modalities.fusion.digest import weights_digest
 from server.checkpoint import Checkpoint, CheckpointStore, study_digest
+from server.replies import SiteReply, exchange
+from server.site_query import query_sites
 from server.strategies import create_strategy
 
 log = logging.getLogger(__name__)
-REFUSAL_PREFIX = "site-refused "
-
-
-@dataclass(frozen=True)
-class SiteReply:
-    """One site's answer to one request; ``refused`` is a reason code, ``error`` a crash or a timeout."""
-
-    site_id: str
-    metrics: dict[str, float]
-    refused: str | None = None
-    error: str | None = None
-    audit_head: ChainHead | None = None
-    """The site's audit chain head after the round, anchored in the coordinator's trail."""
-    fairness: str | None = None
-    """The site's suppressed subgroup count tables (JSON) from an evaluation."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"site": self.site_id, "metrics": self.metrics, "refused": self.refused, "error": self.error}
 
 
 @dataclass(frozen=True)
@@ -76,24 +59,6 @@ def merged_fairness(replies: list[SiteReply]) -> FederatedFairness | None:
     return merge(tables) if tables else None
 
 
-def read_reply(message: Message, node: str) -> SiteReply:
-    """What a reply says, without trusting it to be well formed; ``node`` names the site it came from
-    when the reply does not (an error, or a reply the SuperLink wrote because the node was gone)."""
-    if message.has_error():
-        reason = message.error.reason or ""
-        if reason.startswith(REFUSAL_PREFIX):
-            site_id, code = reason[len(REFUSAL_PREFIX):].split(":", 1)[0].split(" ", 1)
-            return SiteReply(site_id, {}, refused=code, error=reason.split(": ", 1)[-1])
-        return SiteReply(node, {}, error=reason.splitlines()[0] if reason else f"error {message.error.code}")
-    content = message.content
-    site = content["site"] if "site" in content.config_records else {}
-    metrics = next(iter(content.metric_records.values()), {})
-    head = ChainHead(int(site["audit-sequence"]), str(site["audit-hash"])) if "audit-hash" in site else None
-    return SiteReply(str(site.get("site-id", node)),
-                     {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}, audit_head=head,
-                     fairness=str(site["fairness"]) if "fairness" in site else None)
-
-
 def _describe(round: int, replies: Iterable[SiteReply]) -> None:
     for reply in replies:
         if reply.refused:
@@ -106,26 +71,6 @@ def _describe(round: int, replies: Iterable[SiteReply]) -> None:
             log.info("round %d: site %s trained on %d patients; epsilon %.3f of %g spent, %.3f left",
                      round, reply.site_id, m["num-examples"], m["epsilon-spent"], m["epsilon-budget"],
                      m["epsilon-remaining"])
-
-
-def _exchange(grid: Grid, messages: Iterable[Message], timeout: float,
-              sites: dict[int, str]) -> tuple[list[Message], list[SiteReply]]:
-    """Send, wait, and say what every addressed site answered, a timeout included. ``sites`` maps node
-    ids to the site ids they reported, so a node that died is still named by its site."""
-    sent = list(messages)
-    replies = list(grid.send_and_receive(sent, timeout=timeout))
-    to_node = {m.metadata.message_id: m.metadata.dst_node_id for m in sent if m.metadata.message_id}
-    said, answered = [], set()
-    for reply in replies:
-        node = to_node.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
-        answered.add(node)
-        read = read_reply(reply, sites.get(node, f"node-{node}"))
-        if not read.error and not read.refused:
-            sites[node] = read.site_id
-        said.append(read)
-    said += [SiteReply(sites.get(node, f"node-{node}"), {}, error=f"no reply within {timeout:g} s")
-             for node in sorted({m.metadata.dst_node_id for m in sent} - answered)]
-    return replies, said
 
 
 @dataclass
@@ -162,7 +107,7 @@ class RoundBook:
         """Federated evaluation of ``weights``, then the round's checkpoint (returned) and summary."""
         config = ConfigRecord({"run-id": checkpoint.run_id, "study": self.study_json})
         requests = strategy.configure_evaluate(round, ArrayRecord(weights), config, grid)
-        replies, evaluated = _exchange(grid, requests, self.study.federation.round_timeout_s, self.sites)
+        replies, evaluated = exchange(grid, requests, self.study.federation.round_timeout_s, self.sites)
         aggregated = strategy.aggregate_evaluate(round, replies)
         fairness = merged_fairness(evaluated)
         summary = RoundSummary(round, self.study.dp.rounds, trained, evaluated, dict(aggregated or {}),
@@ -199,12 +144,14 @@ def run_study(grid: Grid, study: Any, coordinator: Path, *,
         log.info("resuming run %s after round %d", checkpoint.run_id, checkpoint.round)
     weights = checkpoint.weights
     min_sites = study.federation.min_sites
+    query_sites(grid, ConfigRecord({"run-id": checkpoint.run_id, "study": book.study_json}),
+                study.federation.round_timeout_s, book.sites, min_sites=min_sites)
     for round in range(checkpoint.round + 1, study.dp.rounds + 1):
         head = book.trail.head()
         config = ConfigRecord({"run-id": checkpoint.run_id, "study": book.study_json,
                                "audit-sequence": head.sequence, "audit-hash": head.hash})
         requests = strategy.configure_train(round, ArrayRecord(weights), config, grid)
-        replies, trained = _exchange(grid, requests, study.federation.round_timeout_s, book.sites)
+        replies, trained = exchange(grid, requests, study.federation.round_timeout_s, book.sites)
         _describe(round, trained)
         updates = [r for r in trained if "num-examples" in r.metrics]
         new_arrays = strategy.aggregate_train(round, replies)[0] if len(updates) >= min_sites else None

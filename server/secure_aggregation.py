@@ -8,9 +8,11 @@ updates. :class:`UpdateAverage` adds that to the global model. Evaluation is not
 aggregate metrics back) and goes through the same Message-API strategy as a plain run; every round is
 checkpointed and anchored in the coordinator's audit trail as in a plain run.
 
-Not done here: resuming after a crash (``DefaultWorkflow`` always counts rounds from 1, and a site's round
-store keys a replay by run id and round), and robust strategies (trimmed mean, Krum need the individual
-updates that SecAgg+ hides; FedProx works, its term is the sites').
+Before each round the sites are asked for their summary (``server/site_query.py``) and a site that would
+refuse (budget spent, no patients) is left out of that round: inside SecAgg+ its refusal would look like a
+dropout. Not done here: resuming after a crash (``DefaultWorkflow`` always counts rounds from 1, and a
+site's round store keys a replay by run id and round), and robust strategies (trimmed mean, Krum need the
+individual updates that SecAgg+ hides; FedProx works, its term is the sites').
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from flwr.app import Context
+from flwr.app import ConfigRecord, Context
 from flwr.common import FitRes, Parameters, Scalar, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.compat.common import recorddict_compat as compat
 from flwr.server import LegacyContext, ServerConfig, SimpleClientManager
@@ -37,7 +39,9 @@ from compliance.audit import AuditTrail
 from compliance.audit_chain import ChainHead
 from modalities.fusion import create_model
 from server.checkpoint import Checkpoint, CheckpointStore
-from server.rounds import RoundBook, RoundSummary, SiteReply, first_checkpoint
+from server.replies import SiteReply
+from server.rounds import RoundBook, RoundSummary, first_checkpoint
+from server.site_query import query_sites
 from server.strategies import create_strategy
 
 log = logging.getLogger(__name__)
@@ -48,10 +52,12 @@ class UpdateAverage(LegacyFedAvg):
     every result), and returns the global weights plus that mean."""
 
     def __init__(self, round_config: Callable[[int], dict[str, Scalar]], min_sites: int,
-                 initial: Parameters) -> None:
+                 initial: Parameters, ready: Callable[[], set[int]]) -> None:
         super().__init__(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=min_sites,
                          min_available_clients=min_sites, on_fit_config_fn=round_config,
                          initial_parameters=initial)
+        self.ready = ready
+        """Node ids of the sites that say they would train now (``server/site_query.py``)."""
         self.global_parameters = initial
         self.replies: list[SiteReply] = []
         """The last round's train replies, for the round summary."""
@@ -59,7 +65,14 @@ class UpdateAverage(LegacyFedAvg):
     def configure_fit(self, server_round: int, parameters: Parameters,
                       client_manager: ClientManager) -> list[tuple[Any, Any]]:
         self.global_parameters = parameters
-        return super().configure_fit(server_round, parameters, client_manager)
+        sampled = super().configure_fit(server_round, parameters, client_manager)
+        ready = self.ready()
+        chosen = [(proxy, fit) for proxy, fit in sampled if proxy.node_id in ready]
+        if len(chosen) < len(sampled):
+            # inside SecAgg+ a refusal would look like a dropout and cost the round its threshold
+            log.info("round %d: %d of %d sites would refuse or did not answer; left out of the round",
+                     server_round, len(sampled) - len(chosen), len(sampled))
+        return chosen
 
     def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
                       failures: list[Any]) -> tuple[Parameters | None, dict[str, Scalar]]:
@@ -105,9 +118,15 @@ def run_secure_study(grid: Grid, context: Context, study: Any, coordinator: Path
             config["proximal-mu"] = settings.proximal_mu
         return config
 
-    legacy = UpdateAverage(round_config, settings.min_sites, _to_parameters(checkpoint.weights))
-    evaluation = create_strategy(settings)
     timeout = settings.round_timeout_s
+
+    def ready() -> set[int]:
+        config = ConfigRecord({"run-id": checkpoint.run_id, "study": book.study_json})
+        said = query_sites(grid, config, timeout, book.sites, min_sites=settings.min_sites)
+        return {node for node, summary in said.items() if not summary.error and not summary.refused}
+
+    legacy = UpdateAverage(round_config, settings.min_sites, _to_parameters(checkpoint.weights), ready)
+    evaluation = create_strategy(settings)
 
     def after_round(grid: Grid, context: Context) -> None:
         """The plain run's bookkeeping (``RoundBook``) for a round SecAgg+ has just aggregated."""

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from flwr.app import Context, Message
+from flwr.app import Context, Message, MessageType
 from flwr.common import bytes_to_ndarray, parameters_to_ndarrays
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
 from flwr.compat.common import recorddict_compat as compat
@@ -30,7 +30,10 @@ from modalities.fusion.digest import weights_digest
 from polyclinic.simulation import FLOWER_ENVIRONMENT
 from polyclinic.study import Study, default_study
 from polyclinic.synth import GroundTruth
+from privacy.accounting import calibrate_noise
+from privacy.ledger import PrivacyLedger
 from server.checkpoint import CheckpointStore, study_digest
+from server.replies import read_reply
 from server.secure_aggregation import run_secure_study
 
 pytestmark = pytest.mark.slow
@@ -66,11 +69,25 @@ def _study() -> Study:
 SETTINGS = _study().federation
 
 
+SPENT_SITE = "hospital-c"
+"""Its ledger holds an earlier study's spend of its whole budget (to 1e-6): asked first, it says it would refuse,
+and the coordinator leaves it out of the SecAgg+ round (inside it, a refusal would count as a dropout)."""
+
+
+def _spend_almost_everything(state: Path) -> None:
+    study = _study()
+    sigma = calibrate_noise(8.0, 1e-5, 1.0, 1, study.dp.accountant, epsilon_tolerance=1e-6)
+    PrivacyLedger(state / "ledger.db", study.dp.accountant).record(
+        run_id="an-earlier-study", round=1, noise_multiplier=sigma, sample_rate=1.0, steps=1,
+        budget_epsilon=8.0, delta=1e-5)
+
+
 @pytest.fixture(scope="module")
 def secure_run(federation: tuple[Path, GroundTruth], tmp_path_factory: pytest.TempPathFactory
                ) -> tuple[Path, GroundTruth, RecordingGrid]:
     root, truth = federation
     out = tmp_path_factory.mktemp("secagg")
+    _spend_almost_everything(out / "state" / SPENT_SITE)
     os.environ.update(FLOWER_ENVIRONMENT)
     from flwr.simulation import run_simulation
 
@@ -97,7 +114,8 @@ def _stage(message: Message) -> str | None:
 def test_the_new_model_is_the_weighted_mean_of_the_clipped_updates(secure_run) -> None:
     out, truth, grid = secure_run
     fits = [m for m in grid.sent if _stage(m) == Stage.COLLECT_MASKED_VECTORS]
-    assert len(fits) == len(truth.sites)
+    trained = [site for site in truth.sites if site.id != SPENT_SITE]
+    assert len(fits) == len(trained)
     sent = compat.recorddict_to_fitins(fits[0].content, keep_input=True)
     store = CheckpointStore(out / "coordinator" / "checkpoints")
     checkpoint = store.latest(study_digest(_study().model_dump_json()))
@@ -106,7 +124,7 @@ def test_the_new_model_is_the_weighted_mean_of_the_clipped_updates(secure_run) -
     arrays = parameters_to_ndarrays(sent.parameters)
     start = {n: torch.from_numpy(a.copy()) for n, a in zip(names, arrays, strict=True)}
     updates, weights = [], []
-    for site in truth.sites:
+    for site in trained:
         stored = RoundStore(out / "state" / site.id).replay(checkpoint.run_id, 1, weights_digest(start))
         assert stored is not None, f"{site.id} did not train round 1"
         raw = {n: stored.weights[n].float() - start[n] for n in names}
@@ -130,7 +148,7 @@ def test_the_coordinator_only_ever_receives_masked_vectors(secure_run) -> None:
     _, truth, grid = secure_run
     masked = [m for m in grid.received if m.has_content() and Key.MASKED_PARAMETERS in
               m.content.config_records.get(RECORD_KEY_CONFIGS, {})]
-    assert len(masked) == len(truth.sites)
+    assert len(masked) == len(truth.sites) - 1  # all but the site that said it would refuse
     for reply in grid.received:
         if reply.has_content():  # no reply carries a float array: the mod empties the FitRes parameters
             assert all(len(record) == 0 for record in reply.content.array_records.values())
@@ -139,5 +157,20 @@ def test_the_coordinator_only_ever_receives_masked_vectors(secure_run) -> None:
         vectors = [bytes_to_ndarray(b) for b in reply.content.config_records[RECORD_KEY_CONFIGS]
                    [Key.MASKED_PARAMETERS]]
         values = np.concatenate([v.ravel() for v in vectors])
-        assert values.size > 10_000
+        assert values.size > 1_000  # the whole model: enough values for the share below to mean something
         assert float(np.mean(values >= quantised_limit)) > 0.99  # uniform over [0, 2**32): 1 - 2**-10
+
+
+def test_a_site_that_would_refuse_is_asked_first_and_left_out_of_the_secure_round(secure_run) -> None:
+    out, truth, grid = secure_run
+    answers = [read_reply(m, "?") for m in grid.received if m.metadata.message_type == MessageType.QUERY]
+    assert sorted(a.site_id for a in answers) == sorted(s.id for s in truth.sites)  # asked before the round
+    (spent,) = [a for a in answers if a.site_id == SPENT_SITE]
+    assert spent.refused in {"dp.budget-spent", "dp.budget-too-small"}
+    assert spent.metrics["epsilon-remaining"] < 1e-5
+    assert all(not a.refused for a in answers if a.site_id != SPENT_SITE)
+    node = next(m.metadata.src_node_id for m in grid.received if m.metadata.message_type == MessageType.QUERY
+                and read_reply(m, "?").site_id == SPENT_SITE)
+    assert not [m for m in grid.sent if m.metadata.dst_node_id == node and _stage(m) is not None]
+    ledger = PrivacyLedger.for_state(out / "state" / SPENT_SITE)
+    assert [s.run_id for s in ledger.spends()] == ["an-earlier-study"]  # nothing spent, nothing dropped
