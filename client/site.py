@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import modalities.genomics
 import modalities.imaging
@@ -44,6 +44,7 @@ MODALITY_ORDER = (RECORDS, "imaging", "genomics")
 """Records first: consent and the label come from them, so a refusing patient's images are never decoded."""
 
 Progress = Callable[[str, int, int], None]
+Purpose = Literal["research", "care"]
 
 
 @dataclass
@@ -58,14 +59,21 @@ class Site:
     """A hospital's data folder seen through one study."""
 
     def __init__(self, root: Path, study: Any, state: Path | None = None, *,
-                 now: dt.datetime | None = None) -> None:
+                 now: dt.datetime | None = None, config: SiteConfig | None = None,
+                 purpose: Purpose = "research") -> None:
+        """``config`` replaces the folder's site.toml; ``purpose`` "care" (one patient's prediction for their
+        clinician) skips the research-consent decision, which governs research use only."""
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: no such site folder; pass the folder holding imaging/, "
                                     "records/ and genomics/")
         self.root = root
         self.study = study
+        self.purpose = purpose
         self.config: SiteConfig
-        self.config, self.config_defaulted = load_site_config(root)
+        if config is None:
+            self.config, self.config_defaulted = load_site_config(root)
+        else:
+            self.config, self.config_defaulted = config, False
         self.state = resolve_state(root, self.config, state)
         self.now = now or dt.datetime.now(dt.UTC)
         self.modalities: dict[str, Modality] = {
@@ -171,10 +179,11 @@ class Site:
             report.reject(RECORDS, content)
             report.patients.excluded["cohort.records-rejected"] += 1
             return "cohort.records-rejected"
-        decision = decide(content.consents, self.config.consent.policy, self.now)
-        if not decision.allowed:
-            report.patients.consent_excluded[decision.code] += 1
-            return decision.code
+        if self.purpose == "research":
+            decision = decide(content.consents, self.config.consent.policy, self.now)
+            if not decision.allowed:
+                report.patients.consent_excluded[decision.code] += 1
+                return decision.code
         ctx = DeidContext(pseudonymiser, pseudonym, self.study.records.index_date)
         outcome = pipeline.features(record_item, ctx, content)
         self._count(report, RECORDS, outcome)

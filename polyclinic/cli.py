@@ -15,7 +15,7 @@ from rich.console import Console
 
 from client.parallel import default_workers
 from modalities.settings import ConfigError
-from polyclinic import audit_cli, gdpr_cli, keys_cli, report_cli
+from polyclinic import audit_cli, gdpr_cli, keys_cli, predict_cli, report_cli
 from privacy.keys import UntrustedKeyError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_cli.add_parser(commands)
     gdpr_cli.add_parser(commands)
     report_cli.add_parser(commands)
+    predict_cli.add_parser(commands)
 
     demo = commands.add_parser("demo", help="synthetic hospitals, federated DP training, evaluation")
     demo.add_argument("--sites", type=_positive, default=3)
@@ -121,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_stderr(args.verbose)
     handlers = {"synth": _run_synth, "site": _run_site, "demo": _run_demo, "audit": audit_cli.run,
                 "keys": keys_cli.run, "gdpr": gdpr_cli.run,
-                "report": report_cli.run}
+                "report": report_cli.run, "predict": predict_cli.run}
     try:
         return handlers[args.command](args)
     except (ConfigError, FileNotFoundError, FileExistsError, NotADirectoryError, UntrustedKeyError) as exc:

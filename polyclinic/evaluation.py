@@ -2,7 +2,7 @@
 
 Only possible where one party holds every site's data, as the demo does with its synthetic hospitals; a
 real coordinator sees the sites' own validation figures instead (``server/rounds.py``). Validation patients
-are the ones each site's split kept out of training, standardised with that site's training statistics.
+are the ones each site's split kept out of training.
 """
 
 from __future__ import annotations

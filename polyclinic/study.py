@@ -50,6 +50,12 @@ trained CNN at ~0.5, and this one (concat, d-model 8, CNN frozen at its seeded i
 against 0.74-0.77 for the big model without DP. Sites with thousands of patients can afford more weights."""
 
 
+def _panel_reference() -> dict[str, float]:
+    """The public reference profile of the default gene panel: gene values are normalised against it."""
+    atlas = dict(zip(vocab.GENES, vocab.reference_expression(), strict=True))
+    return {gene: atlas[gene] for gene in vocab.GENE_PANEL}
+
+
 def default_study() -> Study:
     """The synthetic benchmark's study: lung cancer from CT, labs, comorbidities and a 64-gene panel."""
     return Study(
@@ -61,16 +67,20 @@ def default_study() -> Study:
             comorbidities=tuple(f"{vocab.SNOMED}|{code}" for code in vocab.COMORBIDITIES),
             index_date=dt.date.fromisoformat(vocab.INDEX_DATE),
         ),
-        genomics=GenomicsSettings(patient_column=vocab.GENOMICS_PATIENT_COLUMN, gene_panel=vocab.GENE_PANEL),
+        genomics=GenomicsSettings(patient_column=vocab.GENOMICS_PATIENT_COLUMN, gene_panel=vocab.GENE_PANEL,
+                                  reference=_panel_reference()),
     )
 
 
 def load_study(path: Path | None) -> Study:
-    """Read ``study.toml``; sections left out keep the default study's values."""
+    """Read ``study.toml``; sections left out keep the default study's values (a study with its own gene
+    panel gets no reference profile unless it states one)."""
     if path is None:
         return default_study()
     data = read_toml(path)
     base = default_study().model_dump(by_alias=True)
+    if "gene-panel" in data.get("genomics", {}):  # the default reference profile is the default panel's
+        base["genomics"]["reference"] = None
     merged = {**base, **{k: ({**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v)
                          for k, v in data.items()}}
     return validate_config(Study, merged, path)

@@ -1,8 +1,10 @@
 """The global model as the coordinator hands it over: weights plus a model card people can read.
 
-``OUT/model/model.pt`` is the state dict (``torch.load(..., weights_only=True)``); ``model-card.json`` and
-``model-card.md`` say what the model is for, what it was trained on (counts, never patients), under which
-privacy budget each site trained and how it scored on the sites' held-out patients, round by round.
+``OUT/model/model.pt`` is the state dict (``torch.load(..., weights_only=True)``); ``study.json`` is the study
+it was trained under, the architecture and the input recipe that ``polyclinic predict`` rebuilds (weights
+must never meet features cut to another study); ``model-card.json`` and ``model-card.md`` say what the model
+is for, what it was trained on (counts, never patients), under which privacy budget each site trained and
+how it scored on the sites' held-out patients, round by round.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from modalities.fusion import count_trainable_parameters, create_model
 from server.checkpoint import Checkpoint
 
-MODEL_FILE, CARD_JSON, CARD_MD = "model.pt", "model-card.json", "model-card.md"
+MODEL_FILE, STUDY_JSON, CARD_JSON, CARD_MD = "model.pt", "study.json", "model-card.json", "model-card.md"
 
 
 def _last_privacy(history: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -76,9 +78,10 @@ def _markdown(card: dict[str, Any]) -> str:
 
 
 def write_model(folder: Path, study: Any, checkpoint: Checkpoint) -> dict[str, Any]:
-    """Weights and both cards into ``folder``; returns the card."""
+    """Weights, the study and both cards into ``folder``; returns the card."""
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint.weights, folder / MODEL_FILE)
+    (folder / STUDY_JSON).write_text(study.model_dump_json(by_alias=True, indent=2) + "\n", encoding="utf-8")
     card = model_card(study, checkpoint)
     (folder / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     (folder / CARD_MD).write_text(_markdown(card), encoding="utf-8")

@@ -105,7 +105,8 @@ def create_model(study: StudyLike, settings: FusionSettings | None = None) -> Fu
         "imaging": imaging,
         "records": RecordsEncoder(len(feature_names(study.records)), settings.d_model,
                                   settings.records_tokens),
-        "genomics": GenomicsEncoder(len(study.genomics.gene_panel), settings.d_model, settings.pathway_size),
+        "genomics": GenomicsEncoder(len(study.genomics.gene_panel), settings.d_model, settings.pathway_size,
+                                    reference=study.genomics.reference_profile()),
     }
     return FusionModel(encoders, settings)
 

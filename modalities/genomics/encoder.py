@@ -1,5 +1,13 @@
 """The gene panel as pathway tokens: consecutive genes form a group, each group becomes one token.
 
+Gene values are first read against the study's public reference profile, if it states one, and
+normalised per sample (:func:`standardise_per_sample`): centred and scaled over that sample's own
+measured genes. A sample's inputs thus depend on that sample alone, so DP-SGD's per-sample clipping covers the
+normalisation too and no statistic of a site's patients is ever computed outside it. Per-sample
+normalisation removes what shifts or scales a whole profile (library size, platform, a site's overall
+offset); a per-gene batch effect of one site (some genes read high there) is not removable from one
+sample and stays for the model to learn around.
+
 Each group's token is a linear map of its gene values, its missing flags and a constant 1 (the
 group's own bias), with weights of its own. All groups go through *one* ``nn.Linear`` on a
 block-diagonal layout (group ``p``'s inputs sit in block ``p``, zeros elsewhere), so the weights
@@ -12,30 +20,42 @@ does not divide into whole groups is padded with genes flagged missing.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+EPS = 1e-6
+
 
 class GenomicsEncoder(nn.Module):
-    """``genome`` and ``genome_missing`` ``(B, G)`` -> tokens ``(B, ceil(G / pathway_size), d_model)``."""
+    """``genome`` (log-expression, 0 where missing) and ``genome_missing`` ``(B, G)`` -> tokens
+    ``(B, ceil(G / pathway_size), d_model)``; ``reference``: the study's public profile, panel order."""
 
     inputs: ClassVar[tuple[str, ...]] = ("genome", "genome_missing")
 
-    def __init__(self, genes: int, d_model: int, pathway_size: int = 8) -> None:
+    def __init__(self, genes: int, d_model: int, pathway_size: int = 8,
+                 reference: Sequence[float] | None = None) -> None:
         super().__init__()
+        if reference is not None and len(reference) != genes:
+            raise ValueError(f"genomics: the reference profile has {len(reference)} values for a panel of "
+                             f"{genes} genes; give one per panel gene")
         self.genes = genes
         self.pathway_size = pathway_size
         self.tokens = math.ceil(genes / pathway_size)
         self.block = nn.Linear(self.tokens * (2 * pathway_size + 1), d_model, bias=False)
+        profile = torch.zeros(genes) if reference is None else torch.tensor(reference, dtype=torch.float32)
+        self.register_buffer("reference", profile, persistent=False)
+        """Study configuration, not a learned weight: rebuilt from the study, never sent or averaged."""
 
     def forward(self, genome: torch.Tensor, genome_missing: torch.Tensor) -> torch.Tensor:
         for name, tensor in (("genome", genome), ("genome_missing", genome_missing)):
             if tensor.dim() != 2 or tensor.shape[1] != self.genes:
                 raise ValueError(f"genomics: expected {name} of shape (B, {self.genes}) (one column per "
                                  f"panel gene), got {tuple(tensor.shape)}")
+        genome = standardise_per_sample(genome - self.reference, genome_missing)
         batch, groups, size = genome.shape[0], self.tokens, self.pathway_size
         pad = groups * size - self.genes
         values = F.pad(genome, (0, pad)).reshape(batch, groups, size)
@@ -45,3 +65,16 @@ class GenomicsEncoder(nn.Module):
         eye = torch.eye(groups, dtype=genome.dtype, device=genome.device)
         blocks = group_inputs.unsqueeze(1) * eye[None, :, :, None]
         return self.block(blocks.reshape(batch, groups, groups * (2 * size + 1)))
+
+
+def standardise_per_sample(values: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+    """Each row centred on the mean and scaled by the sd of its own measured entries; 0 where missing
+    (a row with fewer than two distinct measured values is all 0)."""
+    observed = missing < 0.5
+    count = observed.sum(1, keepdim=True).clamp_min(1)
+    zero = values.new_zeros(())
+    mean = torch.where(observed, values, zero).sum(1, keepdim=True) / count
+    centred = torch.where(observed, values - mean, zero)
+    sd = (centred.pow(2).sum(1, keepdim=True) / count).sqrt()
+    return centred / sd.clamp_min(EPS)
+

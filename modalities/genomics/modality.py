@@ -3,8 +3,8 @@
 Discovery parses every table (a table holds many patients, so there is nothing to defer), keeps one
 sample per patient and drops every cell outside the panel; ``read`` hands out a private copy of that
 sample; ``features`` gives the model the panel with missing values zeroed and a mask saying which
-were missing, so "not measured" is never confused with "expression 0". Standardisation across
-patients needs the whole cohort and is done there, not per sample.
+were missing, so "not measured" is never confused with "expression 0". Gene values are normalised per
+sample inside the genomics encoder, against the study's reference profile: no statistic of other patients.
 """
 
 from __future__ import annotations

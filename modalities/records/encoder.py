@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 
 class RecordsEncoder(nn.Module):
-    """``records`` ``(B, F)`` standardised -> tokens ``(B, tokens, d_model)``."""
+    """``records`` ``(B, F)``, on the fixed scale ``feature_names`` states -> ``(B, tokens, d_model)``."""
 
     inputs: ClassVar[tuple[str, ...]] = ("records",)
 

@@ -23,15 +23,16 @@ SIGNATURE_LOADING = 0.6
 """Shift of each signature gene per unit of the genomics signal, in units of its noise sd (1)."""
 SIGNATURE_UP = vocab.SIGNATURE_GENES[: len(vocab.SIGNATURE_GENES) // 2]
 SIGNATURE_DOWN = vocab.SIGNATURE_GENES[len(vocab.SIGNATURE_GENES) // 2 :]
-BASELINE_RANGE = (4.0, 10.0)
 MISSING_GENES = 3
 NAN_CELLS = 6
 DECIMALS = 4
 
 
 def baseline_expression(rng: np.random.Generator) -> np.ndarray:
-    """mu_g for every gene in vocabulary.GENES: biology, shared by all sites (a federation stream)."""
-    return rng.uniform(*BASELINE_RANGE, size=len(vocab.GENES))
+    """mu_g for every gene in vocabulary.GENES: biology, shared by all sites (a federation stream), near the
+    public reference profile but not equal to it."""
+    reference = np.array(vocab.reference_expression())
+    return reference + rng.normal(0.0, vocab.REFERENCE_ERROR_SD, size=len(reference))
 
 
 def expression(

@@ -51,3 +51,22 @@ SIGNATURE_GENES: tuple[str, ...] = GENES[:16]
 
 GENOMICS_PATIENT_COLUMN = "patient_id"
 INDEX_DATE = "2025-01-01"
+
+REFERENCE_ATLAS_SEED = 20_251_205
+REFERENCE_RANGE = (4.0, 10.0)
+REFERENCE_ERROR_SD = 0.25
+"""A federation's true per-gene baseline differs from the published reference by this much (sd, log units):
+an atlas describes another population, measured on other platforms."""
+
+
+def reference_expression() -> tuple[float, ...]:
+    """The public reference profile (an expression atlas' per-gene medians) of every gene in ``GENES``.
+
+    It plays the role of published data: the same for every seed, stated in the default study, so sites
+    can normalise gene values against it without any statistic of their own patients (which DP-SGD would
+    not cover). The generator draws each federation's baseline around it.
+    """
+    import numpy as np  # here: the vocabulary is imported by light command-line paths
+
+    rng = np.random.default_rng(REFERENCE_ATLAS_SEED)
+    return tuple(round(float(v), 4) for v in rng.uniform(*REFERENCE_RANGE, size=len(GENES)))

@@ -127,3 +127,17 @@ def test_worker_processes_give_the_same_cohort_as_one_process(federation, tmp_pa
     assert two.cache.written > 2 * 32  # enough work that two workers really ran
     one_manifest, two_manifest = CohortManifest.load(tmp_path / "one"), CohortManifest.load(tmp_path / "two")
     assert one_manifest == two_manifest
+
+
+def test_the_care_purpose_skips_the_research_consent_decision_and_nothing_else(federation, tmp_path):
+    root, truth = federation
+    site_truth = truth.sites[0]
+    research = _site(root, site_truth.id, tmp_path / "research").run(build_cache=False)
+    care = Site(root / site_truth.id, default_study(), tmp_path / "care", now=NOW, purpose="care").run(
+        build_cache=False)
+    refusing = sum(not p.uses_data(site_truth.consent_policy) for p in site_truth.patients)
+    excluded = sum(research.patients.consent_excluded.values())
+    assert excluded > 0 and refusing > 0
+    assert not care.patients.consent_excluded
+    assert care.patients.included == research.patients.included + excluded
+    assert care.patients.excluded == research.patients.excluded

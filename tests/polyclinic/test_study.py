@@ -20,3 +20,13 @@ def test_partial_study_file_keeps_defaults_and_rejects_typos(tmp_path):
         load_study(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_study(tmp_path / "absent.toml")
+
+
+def test_the_default_panel_comes_with_its_public_reference_and_another_panel_without_it(tmp_path):
+    study = default_study()
+    assert set(study.genomics.reference) == set(study.genomics.gene_panel)
+    path = tmp_path / "study.toml"
+    path.write_text('[genomics]\ngene-panel = ["BRCA1", "TP53"]\n')
+    assert load_study(path).genomics.reference is None
+    path.write_text('[genomics]\ngene-panel = ["BRCA1", "TP53"]\n[genomics.reference]\nBRCA1 = 6.5\nTP53 = 8.0\n')
+    assert load_study(path).genomics.reference_profile() == (6.5, 8.0)
