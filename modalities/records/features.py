@@ -29,7 +29,10 @@ LAB_STATUSES = frozenset({"final", "amended", "corrected"})
 NOT_A_DIAGNOSIS = frozenset({"refuted", "entered-in-error"})
 SEXES = ("female", "male")
 _IDENTIFYING = ("identifier", "name", "telecom", "address", "birthDate", "contact", "photo")
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
+AGE_CENTRE, AGE_SPREAD = 65.0, 15.0
+"""Age enters as (years - 65) / 15: centred and of unit scale for an adult clinical population, fixed so
+that no statistic of the site's patients is needed (the same reason labs use reference intervals)."""
 """Bump whenever the recipe's code changes what a record turns into (2: lab units and reference
 scaling, condition dates); see :func:`recipe_version`."""
 
@@ -48,12 +51,12 @@ def lab_tokens(loinc: str) -> tuple[CodeToken, ...]:
 def feature_names(settings: RecordsSettings) -> list[str]:
     """Column names of the ``records`` vector, in order.
 
-    Age is years/100 (0 with ``age_missing`` = 1 when unknown); sex is one-hot; each lab is its latest
+    Age is (years - 65) / 15 (0 with ``age_missing`` = 1 when unknown); sex is one-hot; each lab is its latest
     value in the lab's canonical unit scaled by the lab's reference interval, ``(ln value - ln centre)
     / spread`` (:mod:`modalities.records.lab_units`; 0 when missing) with a ``missing`` flag; each
     comorbidity is a flag, 1 when a Condition known by the index date has the code.
     """
-    names = ["age_years/100", "age_missing", "sex_female", "sex_male", "sex_other_or_unknown"]
+    names = ["age:(years-65)/15", "age_missing", "sex_female", "sex_male", "sex_other_or_unknown"]
     for lab in settings.labs:
         names += [f"lab:{lab}:ref-z", f"lab:{lab}:missing"]
     names += [f"comorbidity:{token}" for token in settings.comorbidities]
@@ -107,7 +110,7 @@ class RecordFeatures:
             )
         age = record.age_at_index
         gender = patient.gender or "unknown"
-        values = [age / 100 if age is not None else 0.0, float(age is None)]
+        values = [(age - AGE_CENTRE) / AGE_SPREAD if age is not None else 0.0, float(age is None)]
         values += [float(gender == sex) for sex in SEXES] + [float(gender not in SEXES)]
         for ref, tokens in self.labs.values():
             latest = self._latest_lab(record, ref, tokens)

@@ -51,7 +51,7 @@ def featurised(folder: str, settings: RecordsSettings = SETTINGS) -> dict[str, d
 
 def test_layout_matches_feature_names():
     names = feature_names(SETTINGS)
-    assert names[:5] == ["age_years/100", "age_missing", "sex_female", "sex_male", "sex_other_or_unknown"]
+    assert names[:5] == ["age:(years-65)/15", "age_missing", "sex_female", "sex_male", "sex_other_or_unknown"]
     assert names[5:7] == ["lab:718-7:ref-z", "lab:718-7:missing"]
     assert names[-1] == f"comorbidity:{SNOMED}|44054006" and len(names) == 5 + 2 * 4 + 2
     features = featurised("r4")["MRN-R4-0001"]
@@ -61,7 +61,7 @@ def test_layout_matches_feature_names():
 def test_r4_patient_features():
     f = featurised("r4")["MRN-R4-0001"]
     v = f["vector"]
-    assert v["age_years/100"] == pytest.approx(0.668, abs=1e-3) and v["age_missing"] == 0
+    assert v["age:(years-65)/15"] == pytest.approx((66.8 - 65) / 15, abs=1e-2) and v["age_missing"] == 0
     assert (v["sex_female"], v["sex_male"], v["sex_other_or_unknown"]) == (1, 0, 0)
     # Hb 12.5 on 2024-06-01 is used; Hb 9.0 on 2025-02-01 is after the index date and ignored.
     assert v["lab:718-7:ref-z"] == pytest.approx(z("718-7", 12.5), rel=1e-5) and v["lab:718-7:missing"] == 0
@@ -89,7 +89,7 @@ def test_r5_patients_features():
 
 def test_unknown_age_is_flagged():
     e = featurised("bulk")["bulk-pat-e"]
-    assert e["vector"]["age_years/100"] == 0 and e["vector"]["age_missing"] == 1
+    assert e["vector"]["age:(years-65)/15"] == 0 and e["vector"]["age_missing"] == 1
     assert e["sensitive"]["age_band"] == "unknown" and e["sensitive"]["sex"] == "unknown"
 
 
