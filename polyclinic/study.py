@@ -47,7 +47,9 @@ DP-SGD adds noise to every trained weight while a site of ~75 training patients 
 on the synthetic federation (3 sites x 120 patients, epsilon 8, 5 rounds, FedAvg, one seed, held-out AUROC
 on 82 patients) the 47k-weight perceiver ended at 0.37-0.45 (below chance), a d-model 8 perceiver with a
 trained CNN at ~0.5, and this one (concat, d-model 8, CNN frozen at its seeded initialisation) at 0.64,
-against 0.74-0.77 for the big model without DP. Sites with thousands of patients can afford more weights."""
+against 0.74-0.77 for the big model without DP. Sites with thousands of patients can afford more weights.
+Those figures predate the blob-detector imaging encoder (whose frozen filters replaced a random CNN that
+carried no imaging signal: imaging-only AUROC 0.52 before, 0.66 after, pooled, 8 seeds)."""
 
 
 def _panel_reference() -> dict[str, float]:

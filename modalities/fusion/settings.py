@@ -34,9 +34,10 @@ class FusionSettings(Settings):
     modality_dropout: float = Field(default=0.15, ge=0, lt=1)
     seed: int = 0
     freeze_image_features: bool = False
-    """Keep the imaging CNN at its seeded initialisation (random convolutional features) and train only
-    what comes after. DP-SGD's noise grows with the number of trained weights while a site's signal does
-    not, so on small cohorts fewer trained weights can learn more; frozen layers also cost DP-SGD nothing."""
+    """Keep the imaging encoder's filters at their fixed initialisation (blob detectors, see
+    :mod:`modalities.imaging.encoder`) and train only what comes after. DP-SGD's noise grows with the
+    number of trained weights while a site's signal does not, so on small cohorts fewer trained weights
+    can learn more; frozen layers also cost DP-SGD nothing."""
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> FusionSettings:

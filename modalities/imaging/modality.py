@@ -48,6 +48,8 @@ class ImagingModality:
 
     name: ClassVar[str] = "imaging"
     folder: ClassVar[str] = "imaging"
+    recipe_version: ClassVar[str] = "1"
+    """Part of the cache key (``Site.recipe``): bump it when ``transforms.py`` changes what is cached."""
 
     def __init__(self, settings: ImagingSettings) -> None:
         if (settings.window_center is None) != (settings.window_width is None):

@@ -28,5 +28,6 @@ def test_the_default_panel_comes_with_its_public_reference_and_another_panel_wit
     path = tmp_path / "study.toml"
     path.write_text('[genomics]\ngene-panel = ["BRCA1", "TP53"]\n')
     assert load_study(path).genomics.reference is None
-    path.write_text('[genomics]\ngene-panel = ["BRCA1", "TP53"]\n[genomics.reference]\nBRCA1 = 6.5\nTP53 = 8.0\n')
+    path.write_text('[genomics]\ngene-panel = ["BRCA1", "TP53"]\n'
+                    '[genomics.reference]\nBRCA1 = 6.5\nTP53 = 8.0\n')
     assert load_study(path).genomics.reference_profile() == (6.5, 8.0)

@@ -171,13 +171,15 @@ def test_age_at_index(birth, age):
     assert result == (None if age is None else pytest.approx(age, abs=0.05))
 
 
+def _years(value: int) -> dict[str, object]:
+    return {"value": value, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"}
+
+
 def test_every_condition_date_form_the_features_read_survives_scrubbing():
     ((patient_id, record),) = records("r4")
     dated = record.conditions[0].model_copy(update={
         "onsetDateTime": None,
-        "onsetRange": {"low": {"value": 50, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"},
-                       "high": {"value": 55, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"}},
-        "abatementAge": {"value": 60, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"}})
+        "onsetRange": {"low": _years(50), "high": _years(55)}, "abatementAge": _years(60)})
     clean = scrubbed(patient_id, dataclasses.replace(record, conditions=[dated])).conditions[0]
     assert clean.onsetRange is not None and float(clean.onsetRange.high.value) == 55
     assert clean.abatementAge is not None and float(clean.abatementAge.value) == 60

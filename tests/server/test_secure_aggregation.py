@@ -70,8 +70,9 @@ SETTINGS = _study().federation
 
 
 SPENT_SITE = "hospital-c"
-"""Its ledger holds an earlier study's spend of its whole budget (to 1e-6): asked first, it says it would refuse,
-and the coordinator leaves it out of the SecAgg+ round (inside it, a refusal would count as a dropout)."""
+"""Its ledger holds an earlier study's spend of its whole budget (to 1e-6): asked first, it says it would
+refuse, and the coordinator leaves it out of the SecAgg+ round (inside it, a refusal would count as a
+dropout)."""
 
 
 def _spend_almost_everything(state: Path) -> None:
