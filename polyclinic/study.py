@@ -52,6 +52,17 @@ Those figures predate the blob-detector imaging encoder (whose frozen filters re
 carried no imaging signal: imaging-only AUROC 0.52 before, 0.66 after, pooled, 8 seeds)."""
 
 
+SMALL_SITE_DP = DPSettings(local_epochs=2, learning_rate=0.04)
+"""The default study's plan: 5 rounds x 2 local epochs, batch 16, Adam at 0.04.
+
+A site of ~80 training patients takes about 10 noisy steps a round, and DP noise dominates each one, so Adam
+(which moves every weight by about the learning rate per step) needs a larger rate than without DP. In-process
+FedAvg over the same DPTrainer, 3 sites x 120 patients, epsilon 8, held-out AUROC, medians of 5 seeds
+(2026-12-05): lr 0.01 federated 0.76 (pooled DP 0.84, 3 seeds); lr 0.02 federated 0.86, pooled 0.87; lr 0.04
+federated 0.88, pooled 0.86, higher than lr 0.02 in every seed; without DP (lr 0.02) federated 0.89, pooled
+0.85; one local epoch instead of two, lr 0.02: federated 0.78."""
+
+
 def _panel_reference() -> dict[str, float]:
     """The public reference profile of the default gene panel: gene values are normalised against it."""
     atlas = dict(zip(vocab.GENES, vocab.reference_expression(), strict=True))
@@ -62,7 +73,7 @@ def default_study() -> Study:
     """The synthetic benchmark's study: lung cancer from CT, labs, comorbidities and a 64-gene panel."""
     return Study(
         fusion=SMALL_SITE_FUSION,
-        dp=DPSettings(local_epochs=2),
+        dp=SMALL_SITE_DP,
         records=RecordsSettings(
             target_codes=vocab.TARGET_CODES,
             labs=tuple(vocab.LABS),

@@ -13,8 +13,8 @@ RATIOS = ("fusion_over_best_single", "missing_modality_over_best_single", "dp8_o
 
 def test_utility_benchmark_reports_every_ratio_from_its_aurocs() -> None:
     out = subprocess.run([sys.executable, str(SCRIPT), "--patients", "40", "--seeds", "1", "--epochs", "1",
-                          "--batch", "16"], capture_output=True, text=True, check=True, timeout=120,
-                         cwd=SCRIPT.parents[1]).stdout
+                          "--rounds", "1", "--batch", "16"], capture_output=True, text=True, check=True,
+                         timeout=120, cwd=SCRIPT.parents[1]).stdout
     result = json.loads(out.strip().splitlines()[-1])
     auroc = result["auroc"]
     assert set(auroc["fusion"]) == {"concat", "gated", "perceiver"}
