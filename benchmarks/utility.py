@@ -173,7 +173,8 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=3)
     parser.add_argument("--patients", type=int, default=200, help="patients per site")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds; AUROCs are medians over them")
-    shipped = default_study().dp
+    study = default_study()
+    shipped = study.dp
     parser.add_argument("--epochs", type=int, default=shipped.rounds * shipped.local_epochs,
                         help="epochs over the pooled train set (default: the default study's plan)")
     parser.add_argument("--rounds", type=int, default=shipped.rounds,
@@ -182,8 +183,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=shipped.batch_size)
     args = parser.parse_args()
     started = time.perf_counter()
-    study = default_study()
-    plan = study.dp.model_copy(update={
+    plan = shipped.model_copy(update={
         "rounds": args.rounds, "local_epochs": max(args.epochs // args.rounds, 1),
         "learning_rate": args.lr, "batch_size": args.batch})
     work = Path(tempfile.mkdtemp(prefix="polyclinic-utility-"))
