@@ -30,6 +30,8 @@ bench: setup
 	$(BIN)/python benchmarks/dp_overhead.py
 	$(BIN)/python benchmarks/federation.py
 	$(BIN)/python benchmarks/secure_aggregation.py --repeats 3
+	$(BIN)/python benchmarks/utility.py --seeds 5
+	$(BIN)/python benchmarks/input_signal.py
 
 lint: setup
 	$(BIN)/ruff check polyclinic modalities privacy compliance client server benchmarks tests

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "utility.py"
-RATIOS = ("fusion_over_best_single", "missing_modality_over_best_single", "dp8_over_nondp", "dp1_over_nondp")
+RATIOS = ("fusion_over_best_single", "missing_modality_over_best_single", "worst_missing_over_best_single",
+          "dp8_over_nondp", "dp1_over_nondp")
 
 
 def test_utility_benchmark_reports_every_ratio_from_its_aurocs() -> None:
@@ -25,5 +26,9 @@ def test_utility_benchmark_reports_every_ratio_from_its_aurocs() -> None:
     best_single = max(auroc["single_modality"].values())
     assert result["fusion_over_best_single"] == auroc["fusion"][result["best_fusion"]] / best_single
     assert result["dp8_over_nondp"] == auroc["dp"]["eps8"] / auroc["dp"]["nondp"]
+    single, missing = auroc["single_modality"], auroc["best_fusion_missing_at_test"]
+    assert result["missing_modality_over_best_single"] == min(
+        missing[m] / max(v for o, v in single.items() if o != m) for m in missing)
+    assert result["worst_missing_over_best_single"] == min(missing.values()) / best_single
     assert set(result["best_fusion_auroc_per_site"]) == {"hospital-a", "hospital-b", "hospital-c"}
     assert all(0 <= v <= 1 for group in ("fusion", "single_modality") for v in auroc[group].values())
