@@ -29,28 +29,20 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.metrics import roc_auc_score
-from torch.utils.data import ConcatDataset, Dataset
-from utility import MODALITIES, Federation, prepare
+from torch.utils.data import ConcatDataset
+from utility import MODALITIES, Federation, batch_of, prepare
 
 from modalities.fusion import create_model
 from modalities.fusion.model import mask_key
-from modalities.genomics.encoder import standardise_per_sample
-from modalities.imaging.encoder import BACKGROUND, GAIN, blobness
 from polyclinic.study import Study, default_study
-
-
-def batch_of(dataset: Dataset) -> dict[str, torch.Tensor]:
-    samples = [dataset[i] for i in range(len(dataset))]
-    return {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
 
 
 @torch.no_grad()
 def features(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """Modality -> ``(N, F)`` inputs as the encoders read them, 0 where the modality is absent."""
     imaging, genomics = model.encoders["imaging"], model.encoders["genomics"]
-    cells = GAIN * (imaging.pool(blobness(imaging.features(batch["image"]))) - BACKGROUND)
-    genome = standardise_per_sample(batch["genome"] - genomics.reference, batch["genome_missing"])
-    raw = {"records": batch["records"], "imaging": cells.flatten(1),
+    genome = genomics.normalised(batch["genome"], batch["genome_missing"])
+    raw = {"records": batch["records"], "imaging": imaging.cells(batch["image"]).flatten(1),
            "genomics": torch.cat([genome, batch["genome_missing"]], dim=1)}
     return {m: (raw[m] * batch[mask_key(m)].reshape(-1, 1)).numpy() for m in MODALITIES}
 

@@ -102,9 +102,14 @@ def prepare(work: Path, study: Study, sites: int, patients: int, seed: int = 0) 
     return Federation(train, validation)
 
 
-def auroc(model: FusionModel, dataset: Dataset) -> float:
+def batch_of(dataset: Dataset) -> dict[str, torch.Tensor]:
+    """Every sample of ``dataset`` stacked into one batch."""
     samples = [dataset[i] for i in range(len(dataset))]
-    batch = {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
+    return {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
+
+
+def auroc(model: FusionModel, dataset: Dataset) -> float:
+    batch = batch_of(dataset)
     probability = predict(model, batch).probability
     return float(roc_auc_score(batch["label"].numpy(), probability.numpy()))
 

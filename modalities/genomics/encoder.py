@@ -50,12 +50,16 @@ class GenomicsEncoder(nn.Module):
         self.register_buffer("reference", profile, persistent=False)
         """Study configuration, not a learned weight: rebuilt from the study, never sent or averaged."""
 
+    def normalised(self, genome: torch.Tensor, genome_missing: torch.Tensor) -> torch.Tensor:
+        """Gene values read against the reference profile, then standardised per sample (module docstring)."""
+        return standardise_per_sample(genome - self.reference, genome_missing)
+
     def forward(self, genome: torch.Tensor, genome_missing: torch.Tensor) -> torch.Tensor:
         for name, tensor in (("genome", genome), ("genome_missing", genome_missing)):
             if tensor.dim() != 2 or tensor.shape[1] != self.genes:
                 raise ValueError(f"genomics: expected {name} of shape (B, {self.genes}) (one column per "
                                  f"panel gene), got {tuple(tensor.shape)}")
-        genome = standardise_per_sample(genome - self.reference, genome_missing)
+        genome = self.normalised(genome, genome_missing)
         batch, groups, size = genome.shape[0], self.tokens, self.pathway_size
         pad = groups * size - self.genes
         values = F.pad(genome, (0, pad)).reshape(batch, groups, size)

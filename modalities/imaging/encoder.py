@@ -106,12 +106,16 @@ class ImagingEncoder(nn.Module):
         nn.init.normal_(self.position.weight, std=POSITION_STD)
         self.tokens = grid * grid
 
+    def cells(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, len(SCALES), grid, grid)``: each cell's strongest blob response per scale, centred so that
+        a cell without a nodule reads about 0 and a clear nodule about +1 (``BACKGROUND``, ``GAIN``)."""
+        return GAIN * (self.pool(blobness(self.features(image))) - BACKGROUND)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if image.dim() != 4 or image.shape[1] != 1 or tuple(image.shape[2:]) != self.spatial_size:
             raise ValueError(f"imaging: expected image of shape (B, 1, {self.spatial_size[0]}, "
                              f"{self.spatial_size[1]}), got {tuple(image.shape)}")
-        cells = GAIN * (self.pool(blobness(self.features(image))) - BACKGROUND)
-        cells = cells.flatten(2).transpose(1, 2)
+        cells = self.cells(image).flatten(2).transpose(1, 2)
         # repeat, not expand: Opacus' ghost-clipping norm sampler for Embedding views the indices flat
         where = torch.arange(self.tokens, device=image.device).repeat(image.shape[0], 1)
         return self.project(cells) + self.position(where)
