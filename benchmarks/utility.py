@@ -10,8 +10,8 @@ every model is trained centrally (``train_pooled`` over all sites' train splits)
 * ``missing_modality_over_best_single``: the best fusion evaluated with one modality masked in every
   validation patient / the best single-modality model among the two modalities left (the model a
   clinician could run instead on what the patient has), the worst of the three masked modalities.
-  ``worst_missing_over_best_single`` divides the same fusion AUROCs, worst first, by the best single
-  modality of all three, masked one included: a bound the data set, not the model (see
+  ``worst_missing_over_best_single`` divides the worst of the same fusion AUROCs by the best single
+  modality of all three, the masked one included: bounded by the data, not the model (see
   docs/benchmarks.md), reported beside it.
 * ``dp8_over_nondp``, ``dp1_over_nondp``: the study's default variant trained with DP-SGD at
   (epsilon 8 or 1, delta 1e-5; a fresh ledger each) / the same variant and plan without DP.
