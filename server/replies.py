@@ -5,6 +5,7 @@ the site it was). Both round loops and the start-of-run query read replies throu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,6 +16,11 @@ from flwr.serverapp import Grid
 from compliance.audit_chain import ChainHead
 
 REFUSAL_PREFIX = "site-refused "
+REPLY_POLL_S = 0.02
+"""How long the coordinator waits between asks for replies. A round lasts until its last reply is read, so
+half this interval, on average, is added to every exchange. Flower's own ``send_and_receive`` waits 0.1 s
+(the Simulation Engine's grid) or 3 s (the deployment's) between asks; an ask is one read of the link's
+state (one gRPC call in deployment), cheap beside a site's round."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ def exchange(grid: Grid, messages: Iterable[Message], timeout: float,
     """Send, wait, and say what every addressed site answered, a timeout included. ``sites`` maps node
     ids to the site ids they reported, so a node that died is still named by its site."""
     sent = list(messages)
-    replies = list(grid.send_and_receive(sent, timeout=timeout))
+    replies = send_and_receive(grid, sent, timeout)
     to_node = {m.metadata.message_id: m.metadata.dst_node_id for m in sent if m.metadata.message_id}
     said, answered = [], set()
     for reply in replies:
@@ -73,3 +79,19 @@ def exchange(grid: Grid, messages: Iterable[Message], timeout: float,
     said += [SiteReply(sites.get(node, f"node-{node}"), {}, error=f"no reply within {timeout:g} s", node=node)
              for node in sorted({m.metadata.dst_node_id for m in sent} - answered)]
     return replies, said
+
+
+def send_and_receive(grid: Grid, messages: list[Message], timeout: float) -> list[Message]:
+    """Flower's ``Grid.send_and_receive`` (push, then pull until every reply is in or ``timeout`` runs
+    out) from the grid's own push and pull, asking every ``REPLY_POLL_S``."""
+    waiting = set(grid.push_messages(messages))
+    deadline = time.monotonic() + timeout
+    replies: list[Message] = []
+    while waiting:
+        pulled = list(grid.pull_messages(waiting))
+        replies += pulled
+        waiting -= {m.metadata.reply_to_message_id for m in pulled}
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(REPLY_POLL_S)
+    return replies

@@ -47,9 +47,21 @@ class RecordingGrid:
         self.grid, self.sent, self.received = grid, [], []
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> list[Message]:
+        """What Flower's SecAgg+ workflow calls."""
         messages = list(messages)
         self.sent.extend(messages)
         replies = list(self.grid.send_and_receive(messages, timeout=timeout))
+        self.received.extend(replies)
+        return replies
+
+    def push_messages(self, messages: Iterable[Message]) -> list[str]:
+        """What the coordinator's own exchanges (``server.replies``) call, with ``pull_messages``."""
+        messages = list(messages)
+        self.sent.extend(messages)
+        return list(self.grid.push_messages(messages))
+
+    def pull_messages(self, message_ids: Iterable[str]) -> list[Message]:
+        replies = list(self.grid.pull_messages(message_ids))
         self.received.extend(replies)
         return replies
 
