@@ -54,7 +54,7 @@ from privacy.dp_training import train_pooled
 from privacy.ledger import PrivacyLedger
 
 MODALITIES = ("imaging", "records", "genomics")
-VARIANTS = ("concat", "gated", "perceiver")
+VARIANTS = ("concat", "gated", "perceiver", "late")
 DELTA = 1e-5
 DP_EPSILONS = (8.0, 1.0)
 

@@ -17,14 +17,15 @@ class FusionSettings(Settings):
     0.923, concat 0.918, gated 0.915: within seed noise of each other, so the tie goes to the variant
     that gives per-sample attention shares and scales to more tokens. The federation's utility
     benchmark is the place to overturn this. Attention variants prefer Adam steps of 1e-3 or less (at
-    3e-3 the perceiver stalled at chance on 1 seed in 8).
+    3e-3 the perceiver stalled at chance on 1 seed in 8). ``late`` (per-modality logits, summed) is the
+    default study's, for its small DP sites: ``polyclinic/study.py`` has the figures.
     ``modality_dropout`` is the probability that a present modality is hidden from one training
     sample (never all of them), so the model learns to predict from whatever a patient has; ``seed``
     seeds that dropout's own generator. ``records_tokens``, ``pathway_size`` (genes per pathway
     token) and ``image_grid`` (tokens per image side) set how many tokens each encoder emits.
     """
 
-    fusion: Literal["concat", "gated", "perceiver"] = "perceiver"
+    fusion: Literal["concat", "gated", "perceiver", "late"] = "perceiver"
     d_model: int = Field(default=32, ge=4)
     heads: int = Field(default=4, ge=1)
     latents: int = Field(default=4, ge=1)

@@ -10,9 +10,9 @@ sample and stays for the model to learn around.
 
 Each group's token is a linear map of its gene values, its missing flags and a constant 1 (the
 group's own bias), with weights of its own. All groups go through *one* ``nn.Linear`` on a
-block-diagonal layout (group ``p``'s inputs sit in block ``p``, zeros elsewhere), so the weights
-stay separate per group while Opacus sees a single Linear layer, whose per-sample gradient norms
-ghost clipping computes without materialising them. Missing flags enter the token so "not
+block-diagonal layout (:mod:`modalities.blocks`), so the weights stay separate per group while Opacus
+sees a single Linear layer, whose per-sample gradient norms ghost clipping computes without
+materialising them. Missing flags enter the token so "not
 measured" (value 0, flag 1) never reads as "average expression" (value 0, flag 0). A panel that
 does not divide into whole groups is padded with genes flagged missing.
 """
@@ -26,6 +26,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from modalities.blocks import block_diagonal
 
 EPS = 1e-6
 
@@ -65,10 +67,7 @@ class GenomicsEncoder(nn.Module):
         values = F.pad(genome, (0, pad)).reshape(batch, groups, size)
         flags = F.pad(genome_missing, (0, pad), value=1.0).reshape(batch, groups, size)
         ones = genome.new_ones(batch, groups, 1)
-        group_inputs = torch.cat([values, flags, ones], dim=-1)
-        eye = torch.eye(groups, dtype=genome.dtype, device=genome.device)
-        blocks = group_inputs.unsqueeze(1) * eye[None, :, :, None]
-        return self.block(blocks.reshape(batch, groups, groups * (2 * size + 1)))
+        return self.block(block_diagonal(torch.cat([values, flags, ones], dim=-1)))
 
 
 def standardise_per_sample(values: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:

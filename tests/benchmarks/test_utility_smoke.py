@@ -18,7 +18,7 @@ def test_utility_benchmark_reports_every_ratio_from_its_aurocs() -> None:
                          timeout=120, cwd=SCRIPT.parents[1]).stdout
     result = json.loads(out.strip().splitlines()[-1])
     auroc = result["auroc"]
-    assert set(auroc["fusion"]) == {"concat", "gated", "perceiver"}
+    assert set(auroc["fusion"]) == {"concat", "gated", "late", "perceiver"}
     assert set(auroc["single_modality"]) == set(auroc["best_fusion_missing_at_test"]) == {
         "imaging", "records", "genomics"}
     for name in RATIOS:

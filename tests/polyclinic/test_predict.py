@@ -87,7 +87,7 @@ def test_a_patient_with_every_modality_gets_one_json_object(demo_run, tmp_path, 
     assert 0 < answer["probability"] < 1
     assert {m: f["status"] for m, f in answer["modalities"].items()} == \
         {"imaging": "used", "records": "used", "genomics": "used"}
-    assert all(isinstance(f["contribution"], float) and f["attention"] is None  # concat has no attention
+    assert all(isinstance(f["contribution"], float) and f["attention"] is None  # late fusion has no attention
                for f in answer["modalities"].values())
     assert answer["rejected"] == []
     assert answer["target"]["codes"] == json.loads((demo_run.out / "model" / STUDY_JSON).read_text())[

@@ -42,7 +42,7 @@ def test_contributions_are_the_probability_lost_without_each_modality() -> None:
         assert (found[name][~present] == 0).all()
 
 
-@pytest.mark.parametrize("variant", ["concat", "gated", "perceiver"])
+@pytest.mark.parametrize("variant", ["concat", "gated", "late", "perceiver"])
 def test_every_variant_explains_every_prediction(variant: str) -> None:
     torch.manual_seed(0)
     net = create_model(default_study(), FusionSettings(fusion=variant)).train()
@@ -59,7 +59,7 @@ def test_every_variant_explains_every_prediction(variant: str) -> None:
     for index, name in enumerate(net.modalities):
         assert result.contributions[name].shape == (16,)
         assert (result.contributions[name][masks[:, index] == 0] == 0).all()
-    if variant == "concat":
+    if variant in ("concat", "late"):
         assert result.attention == {}
         return
     shares = torch.stack([result.attention[name] for name in net.modalities], dim=1)

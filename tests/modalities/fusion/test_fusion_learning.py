@@ -39,7 +39,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("variant", ["concat", "gated", "perceiver"])
+@pytest.mark.parametrize("variant", ["concat", "gated", "late", "perceiver"])
 @pytest.mark.usefixtures("one_thread")
 def test_variant_learns_an_image_signal_and_credits_the_image(variant: str) -> None:
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ from modalities.fusion.dropout import drop_modalities
 from modalities.fusion.examples import example_batch
 from polyclinic.study import default_study
 
-VARIANTS = ["concat", "gated", "perceiver"]
+VARIANTS = ["concat", "gated", "late", "perceiver"]
 KEYS = {"imaging": ("image",), "records": ("records",), "genomics": ("genome", "genome_missing")}
 
 

@@ -16,7 +16,7 @@ from modalities.fusion import FusionModel, FusionSettings, create_model, fusion_
 from modalities.fusion.examples import example_batch
 from polyclinic.study import default_study
 
-VARIANTS = ["concat", "gated", "perceiver"]
+VARIANTS = ["concat", "gated", "late", "perceiver"]
 BATCH = 4
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing:UserWarning")
 

@@ -26,7 +26,7 @@ def test_settings_are_kebab_case_frozen_and_strict() -> None:
     settings = FusionSettings.model_validate({"fusion": "gated", "d-model": 48, "modality-dropout": 0.3})
     assert (settings.fusion, settings.d_model, settings.modality_dropout) == ("gated", 48, 0.3)
     with pytest.raises(ValidationError):
-        FusionSettings.model_validate({"fusion": "late"})
+        FusionSettings.model_validate({"fusion": "tensor"})
     with pytest.raises(ValidationError):
         FusionSettings.model_validate({"dmodel": 32})
     with pytest.raises(ValidationError):
@@ -44,12 +44,12 @@ def test_registry_refuses_a_silent_overwrite_and_names_what_exists() -> None:
     with pytest.raises(ValueError, match="already registered by ConcatFusion"):
         register_fusion("concat")(type("Other", (torch.nn.Module,), {}))
     assert register_fusion("concat")(ConcatFusion) is ConcatFusion
-    with pytest.raises(ValueError, match="unknown fusion 'late'; registered: concat, gated, perceiver"):
-        create_fusion("late", FusionSettings(), (16, 4, 8))
-    assert fusion_names() == ["concat", "gated", "perceiver"]
+    with pytest.raises(ValueError, match="unknown fusion 'tensor'; registered: concat, gated, late, perc"):
+        create_fusion("tensor", FusionSettings(), (16, 4, 8))
+    assert fusion_names() == ["concat", "gated", "late", "perceiver"]
 
 
-@pytest.mark.parametrize("variant", ["concat", "gated", "perceiver"])
+@pytest.mark.parametrize("variant", ["concat", "gated", "late", "perceiver"])
 def test_every_variant_fits_the_parameter_budget(variant: str) -> None:
     net = create_model(default_study(), FusionSettings(fusion=variant))
     assert 10_000 < count_trainable_parameters(net) < PARAMETER_BUDGET
