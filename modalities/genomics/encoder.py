@@ -12,9 +12,9 @@ Each group's token is a linear map of its gene values, its missing flags and a c
 group's own bias), with weights of its own. All groups go through *one* ``nn.Linear`` on a
 block-diagonal layout (:mod:`modalities.blocks`), so the weights stay separate per group while Opacus
 sees a single Linear layer, whose per-sample gradient norms ghost clipping computes without
-materialising them. Missing flags enter the token so "not
-measured" (value 0, flag 1) never reads as "average expression" (value 0, flag 0). A panel that
-does not divide into whole groups is padded with genes flagged missing.
+materialising them. Missing flags enter the token so "not measured" (value 0, flag 1) never reads as
+"average expression" (value 0, flag 0). A panel that does not divide into whole groups is padded with
+genes flagged missing.
 """
 
 from __future__ import annotations

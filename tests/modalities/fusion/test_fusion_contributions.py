@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from modalities.fusion import FusionOutput, FusionSettings, contributions, create_model, predict
+from modalities.fusion import FusionOutput, FusionSettings, contributions, create_model, fusion_names, predict
 from modalities.fusion.examples import example_batch
 from polyclinic.study import default_study
 
@@ -42,7 +42,7 @@ def test_contributions_are_the_probability_lost_without_each_modality() -> None:
         assert (found[name][~present] == 0).all()
 
 
-@pytest.mark.parametrize("variant", ["concat", "gated", "late", "perceiver"])
+@pytest.mark.parametrize("variant", fusion_names())
 def test_every_variant_explains_every_prediction(variant: str) -> None:
     torch.manual_seed(0)
     net = create_model(default_study(), FusionSettings(fusion=variant)).train()

@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch.nn import functional as F
 
-from modalities.fusion import FusionSettings, create_model, predict
+from modalities.fusion import FusionSettings, create_model, fusion_names, predict
 from modalities.fusion.examples import example_batch
 from modalities.imaging.settings import ImagingSettings
 from polyclinic.study import default_study
@@ -39,7 +39,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("variant", ["concat", "gated", "late", "perceiver"])
+@pytest.mark.parametrize("variant", fusion_names())
 @pytest.mark.usefixtures("one_thread")
 def test_variant_learns_an_image_signal_and_credits_the_image(variant: str) -> None:
     torch.manual_seed(0)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modalities.fusion import FusionSettings, create_model
+from modalities.fusion import FusionSettings, create_model, fusion_names
 from modalities.fusion.dropout import drop_modalities
 from modalities.fusion.examples import example_batch
 from polyclinic.study import default_study
 
-VARIANTS = ["concat", "gated", "late", "perceiver"]
+VARIANTS = fusion_names()
 KEYS = {"imaging": ("image",), "records": ("records",), "genomics": ("genome", "genome_missing")}
 
 

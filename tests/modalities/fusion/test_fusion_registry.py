@@ -49,7 +49,7 @@ def test_registry_refuses_a_silent_overwrite_and_names_what_exists() -> None:
     assert fusion_names() == ["concat", "gated", "late", "perceiver"]
 
 
-@pytest.mark.parametrize("variant", ["concat", "gated", "late", "perceiver"])
+@pytest.mark.parametrize("variant", fusion_names())
 def test_every_variant_fits_the_parameter_budget(variant: str) -> None:
     net = create_model(default_study(), FusionSettings(fusion=variant))
     assert 10_000 < count_trainable_parameters(net) < PARAMETER_BUDGET
