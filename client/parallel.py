@@ -56,34 +56,45 @@ def _featurise_one(task: Task, pipelines: dict[str, ItemPipeline], pseudonymiser
     return Done(task, pipeline.cache_key(task.item, ctx), replace(outcome, features=accepted))
 
 
-class _Apply(Dataset):
-    def __init__(self, fn: Callable[[Any], Any], inputs: Sequence[Any]) -> None:
-        self.fn, self.inputs = fn, inputs
+class _Chunks(Dataset):
+    """``fn`` over consecutive runs of ``inputs``: one worker round trip per run, not per input."""
+
+    def __init__(self, fn: Callable[[Any], Any], inputs: Sequence[Any], size: int) -> None:
+        self.fn, self.inputs, self.size = fn, inputs, size
 
     def __len__(self) -> int:
-        return len(self.inputs)
+        return -(-len(self.inputs) // self.size)
 
-    def __getitem__(self, index: int) -> Any:
-        return self.fn(self.inputs[index])
+    def __getitem__(self, index: int) -> list[Any]:
+        return [self.fn(value) for value in self.inputs[index * self.size:(index + 1) * self.size]]
 
 
-def _ordered_map(dataset: Dataset, workers: int) -> Iterator[Any]:
-    """``dataset[i]`` for every i, in order; in ``workers`` forked processes when there is enough work.
+CHUNKS_PER_WORKER = 8
+"""Enough runs per worker to even out uneven items, few enough that the round trips stay cheap."""
 
-    fork: workers inherit the dataset (pipelines, the pseudonymiser) without pickling the site's secret.
+
+def _ordered_map(fn: Callable[[Any], Any], inputs: Sequence[Any], workers: int) -> Iterator[Any]:
+    """``fn(x)`` for every input, in order; in ``workers`` forked processes when there is enough work.
+
+    A worker's result travels back through a pipe, pickled; for a file whose work takes a few tenths of
+    a millisecond that round trip costs as much as the work, so inputs go out in runs
+    (:data:`CHUNKS_PER_WORKER` per worker). fork: workers inherit ``fn`` and ``inputs`` (pipelines, the
+    pseudonymiser) without pickling the site's secret.
     """
-    workers = min(workers, len(dataset) // MIN_ITEMS_PER_WORKER)
+    workers = min(workers, len(inputs) // MIN_ITEMS_PER_WORKER)
     if workers <= 1:
-        return (dataset[i] for i in range(len(dataset)))
-    return iter(DataLoader(dataset, batch_size=None, num_workers=workers, multiprocessing_context="fork",
-                           collate_fn=_identity))
+        return map(fn, inputs)
+    runs = _Chunks(fn, inputs, -(-len(inputs) // (workers * CHUNKS_PER_WORKER)))
+    loader = DataLoader(runs, batch_size=None, num_workers=workers, multiprocessing_context="fork",
+                        collate_fn=_identity)
+    return (result for run in loader for result in run)
 
 
 def file_mapper(workers: int) -> Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]:
     """A ``map`` for a modality's per-file discovery work, spread over ``workers`` processes."""
 
     def map_files(fn: Callable[[Any], Any], inputs: Iterable[Any]) -> Iterator[Any]:
-        return _ordered_map(_Apply(fn, list(inputs)), workers)
+        return _ordered_map(fn, list(inputs), workers)
 
     return map_files
 
@@ -92,7 +103,7 @@ def featurise(tasks: Sequence[Task], pipelines: dict[str, ItemPipeline], pseudon
               index_date: dt.date, workers: int) -> Iterator[Done]:
     """Outcomes in task order; in ``workers`` processes when there is enough work to pay for them."""
     work = partial(_featurise_one, pipelines=pipelines, pseudonymiser=pseudonymiser, index_date=index_date)
-    return _ordered_map(_Apply(work, tasks), workers)
+    return _ordered_map(work, tasks, workers)
 
 
 def _identity(value: Any) -> Any:

@@ -23,6 +23,7 @@ Not handled, and why images carrying them are rejected earlier: identity burned 
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 from pydicom import config
@@ -140,7 +141,7 @@ _DEFAULT_ENCODING = convert_encodings("ISO_IR 6")
 def deidentify_series(series: ImageSeries, ctx: DeidContext) -> ImageSeries:
     """De-identified copies of every header; the read-only pixel array is shared, not copied."""
     deid = Deidentifier(ctx)
-    return ImageSeries(tuple(deid.dataset(ds) for ds in series.datasets), series.pixels)
+    return replace(series, datasets=tuple(deid.dataset(ds) for ds in series.datasets))
 
 
 class Deidentifier:

@@ -72,5 +72,20 @@ def sort_slices(files: list[Header]) -> list[Header]:
     return sorted(files, key=lambda h: (_instance_key(h), str(h.path)))
 
 
+def central_frame(series: list[Header]) -> tuple[int, int]:
+    """Which file of a slice-sorted series holds its middle frame, and the frame's index in that file.
+
+    The model sees this one frame per patient: the middle of a sorted stack is the most central anatomy
+    of the scanned region, and one frame keeps 2D models (and DP-SGD's per-sample cost) small. For an
+    even count it is the upper of the two middle frames.
+    """
+    middle = sum(header.frames for header in series) // 2
+    for position, header in enumerate(series):
+        if middle < header.frames:
+            return position, middle
+        middle -= header.frames
+    raise ValueError("central_frame needs a series of at least one file")
+
+
 def _instance_key(header: Header) -> tuple[bool, int]:
     return header.instance_number is None, header.instance_number or 0

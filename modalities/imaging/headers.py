@@ -46,7 +46,7 @@ T = TypeVar("T")
 _TAGS = {keyword: Tag(keyword) for keyword in (
     "SOPClassUID", "DirectoryRecordSequence", "Rows", "Columns", "PatientID", "BurnedInAnnotation",
     "StudyInstanceUID", "SeriesInstanceUID", "StudyDate", "InstanceNumber", "ImagePositionPatient",
-    "ImageOrientationPatient")}
+    "ImageOrientationPatient", "NumberOfFrames")}
 """The attributes discovery reads, by tag."""
 
 NOT_PICTURES = {
@@ -77,6 +77,7 @@ class Header:
     position: tuple[float, ...] | None
     orientation: tuple[float, ...] | None
     shape: tuple[int, int]
+    frames: int
 
 
 def open_dataset(fh: BinaryIO, *, header_only: bool) -> tuple[Dataset, bool]:
@@ -194,6 +195,7 @@ def _classify(ds: Dataset, forced: bool, path: Path, where: str,
         position=_floats(ds, "ImagePositionPatient", 3),
         orientation=_floats(ds, "ImageOrientationPatient", 6),
         shape=(int(_value(ds, "Rows")), int(_value(ds, "Columns"))),
+        frames=max(_optional(lambda: int(_value(ds, "NumberOfFrames"))) or 1, 1),
     )
 
 

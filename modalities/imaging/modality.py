@@ -1,9 +1,11 @@
 """The imaging modality: DICOM files of any folder shape -> one normalised image per patient.
 
 ``discover`` reads headers only and rejects, with a reason from :data:`REASONS`, every file that
-cannot become an image; ``read`` decodes the chosen series once per file; ``features`` runs the MONAI
-pipeline on de-identified content. Each file is parsed twice in all (header at discovery, whole file
-at read), the least that lets discovery choose among series without holding every header in memory.
+cannot become an image, then chooses each patient's series and, in it, the central frame the model
+sees; ``read`` decodes that frame alone; ``features`` runs the MONAI pipeline on de-identified content.
+Every file's header is parsed once at discovery, and the file holding the central frame once more in
+full at read: the least that lets discovery choose among series without holding every header in
+memory, and it spares decoding the slices the model never sees.
 """
 
 from __future__ import annotations
@@ -12,17 +14,17 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 from monai.data import get_track_meta, set_track_meta
 from pydicom.dataset import Dataset
 
 from modalities.base import Discovery, FileMapper, Item, Rejection, register_modality
 from modalities.files import fingerprint, relative, walk_files
-from modalities.imaging.grouping import plan_series
+from modalities.imaging.grouping import central_frame, plan_series
 from modalities.imaging.headers import Header, open_dataset, scan, transfer_syntax
 from modalities.imaging.pixels import (
     PIXEL_TAGS,
@@ -42,13 +44,31 @@ logger = logging.getLogger(__name__)
 META_KEYWORDS = ("Modality", "Manufacturer", "Rows", "Columns", "PhotometricInterpretation")
 
 
+@dataclass(frozen=True)
+class CentralFrame:
+    """An imaging item's payload: the chosen series' files and where in them the frame the model sees lies."""
+
+    files: tuple[Path, ...]
+    """The series' files in slice order."""
+    file: int
+    """Which of ``files`` holds the central frame."""
+    index: int
+    """The frame's index within that file (0 unless the file is multi-frame)."""
+    frames: int
+    """Frames in the whole series."""
+
+    @property
+    def path(self) -> Path:
+        return self.files[self.file]
+
+
 @register_modality
 class ImagingModality:
     """DICOM images; the item of a patient is the latest study's largest series."""
 
     name: ClassVar[str] = "imaging"
     folder: ClassVar[str] = "imaging"
-    recipe_version: ClassVar[str] = "1"
+    recipe_version: ClassVar[str] = "2"
     """Part of the cache key (``Site.recipe``): bump it when ``transforms.py`` changes what is cached."""
 
     def __init__(self, settings: ImagingSettings) -> None:
@@ -84,53 +104,49 @@ class ImagingModality:
             discovery.skipped["extra-series"] = plan.extra_files
         folder_sizes = Counter(path.parent for path in walk.files)
         for series in plan.series:
-            paths = [header.path for header in series]
-            where = _where(paths, folder_sizes, site_root)
-            try:
-                digest = fingerprint(*paths)
+            files = [h.path for h in series]
+            payload = CentralFrame(tuple(files), *central_frame(series), frames=sum(h.frames for h in series))
+            where = _where(files, folder_sizes, site_root)
+            try:  # the bytes the features depend on, and which frame of them
+                digest = f"{fingerprint(payload.path)}:{payload.index}/{payload.frames}"
             except OSError as exc:  # removed or locked since its header was read
                 discovery.rejections.append(rejection(
                     "unreadable", where, f"cannot be read ({exc.strerror or type(exc).__name__})",
                     "check the files' permissions, or whether something is still writing them"))
                 continue
-            discovery.items.append(Item(self.name, series[0].patient_id, where, digest, payload=tuple(paths)))
+            discovery.items.append(Item(self.name, series[0].patient_id, where, digest, payload=payload))
         logger.info("imaging: %d files, %d patients' series chosen, %d rejected, %d in extra series",
                     discovery.found, len(discovery.items), len(discovery.rejections), plan.extra_files)
         return discovery
 
     def read(self, item: Item) -> ImageSeries:
-        """Decode the item's files once each into one float32 stack; raises ItemRejected when a file
-        cannot be used (its ``where`` is the item's plus ``#file`` for a series of several files)."""
-        paths: tuple[Path, ...] = item.payload
-        datasets: list[Dataset] = []
-        stack = np.empty((0, 0, 0), dtype=np.float32)
-        filled = 0
-        for path in paths:
-            where = item.where if len(paths) == 1 else f"{item.where}#{path.name}"
-            try:
-                ds = _load(path)
-                count = frame_count(ds)
-                stack = _room(stack, filled, count, (int(ds.Rows), int(ds.Columns)), len(paths))
-                decode_frames(ds, transfer_syntax(ds), out=stack[filled:filled + count])
-            except PixelError as exc:
-                raise rejected(exc.reason, where, exc.message, exc.hint) from None
-            except Exception as exc:  # noqa: BLE001 - any bytes reach the parser; its messages may echo values
-                raise rejected("unreadable", where, f"the file cannot be read in full ({type(exc).__name__})",
-                               "re-export the file; if it changed since discovery, check again") from None
-            filled += count
-            for tag in PIXEL_TAGS:  # decoded into the stack: keep the image once in memory
-                if tag in ds:
-                    del ds[tag]
-            datasets.append(ds)
-        pixels = stack[:filled]
+        """Decode the item's central frame; raises ItemRejected when its file cannot be used (``where`` is
+        the item's plus ``#file`` for a series of several files). The other slices are not decoded."""
+        frame: CentralFrame = item.payload
+        where = item.where if len(frame.files) == 1 else f"{item.where}#{frame.path.name}"
+        try:
+            ds = _load(frame.path)
+            if frame.index >= frame_count(ds):
+                raise PixelError("inconsistent-series", f"the file has {frame_count(ds)} frames, not the "
+                                 f"{frame.index + 1} or more its header had", "the file changed after "
+                                 "discovery; run the check again")
+            pixels = decode_frames(ds, transfer_syntax(ds), index=frame.index)
+        except PixelError as exc:
+            raise rejected(exc.reason, where, exc.message, exc.hint) from None
+        except Exception as exc:  # noqa: BLE001 - any bytes reach the parser; its messages may echo values
+            raise rejected("unreadable", where, f"the file cannot be read in full ({type(exc).__name__})",
+                           "re-export the file; if it changed since discovery, check again") from None
+        for tag in PIXEL_TAGS:  # decoded into ``pixels``: keep the image once in memory
+            if tag in ds:
+                del ds[tag]
         pixels.flags.writeable = False
-        return ImageSeries(tuple(datasets), pixels)
+        return ImageSeries((ds,), pixels, frame.frames)
 
     def features(self, content: ImageSeries) -> dict[str, Any]:
         """``image``: float32 ``(1, H, W)`` in [0, 1]; ``image_meta``: non-identifying acquisition facts."""
         with _untracked_meta():
             sample = self._pipeline({"image": content.pixels})
-        meta = image_meta(content.datasets[0], content.pixels.shape[0])
+        meta = image_meta(content.datasets[0], content.frames)
         return {"image": sample["image"], "image_meta": meta}
 
 
@@ -174,20 +190,6 @@ def _load(path: Path) -> Dataset:
         raise PixelError("unreadable", "the file ends inside its pixel data (truncated)",
                          "re-export the file from the PACS; a partial copy is the usual cause")
     return ds
-
-
-def _room(stack: np.ndarray, filled: int, count: int, shape: tuple[int, int], files: int) -> np.ndarray:
-    """``stack`` with room for ``count`` more frames after ``filled``.
-
-    Allocated once, on the first file, for ``count`` frames per file (a series' files normally have
-    equal frame counts), and only grown when a file has more: decoding writes into it directly, so
-    the series is never copied into place (for a 512x512 CT that copy costs as much as decoding).
-    """
-    if not stack.size:
-        return np.empty((count * files, *shape), dtype=np.float32)
-    if filled + count <= len(stack):
-        return stack
-    return np.concatenate([stack[:filled], np.empty((count, *stack.shape[1:]), dtype=np.float32)])
 
 
 def _where(paths: list[Path], folder_sizes: Counter[Path], site_root: Path) -> str:

@@ -38,15 +38,19 @@ PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
 @dataclass(frozen=True, eq=False)
 class ImageSeries:
-    """One patient's chosen series: headers and the decoded image stack.
+    """One patient's chosen series as the model uses it: its central frame, decoded.
 
-    ``datasets`` are the files' headers in slice order; their pixel data elements are dropped once
-    decoded, because ``pixels`` holds the image (once in memory, and de-identification then copies
-    headers only). ``pixels`` is read-only so a de-identified copy can share it safely.
+    The model sees one frame per patient, the middle of the slice-sorted series
+    (:func:`modalities.imaging.grouping.central_frame`), so only the file holding it is decoded: for a
+    300-slice CT that is one decode instead of 300. ``datasets`` are the headers of the files read
+    (their pixel data elements dropped once decoded: ``pixels`` holds the image, once in memory, and
+    de-identification then copies headers only); ``pixels`` is float32 ``(1, rows, cols)`` and
+    read-only, so a de-identified copy can share it safely; ``frames`` counts the whole series' frames.
     """
 
     datasets: tuple[Dataset, ...]
     pixels: np.ndarray
+    frames: int
 
 
 class PixelError(Exception):
@@ -65,14 +69,11 @@ def frame_count(ds: Dataset) -> int:
         return 1
 
 
-def decode_frames(ds: Dataset, tsyntax: UID, out: np.ndarray | None = None) -> np.ndarray:
-    """The dataset's frames as float32 ``(frames, rows, cols)`` in output units, higher = brighter.
-
-    With ``out`` (a float32 array of that shape, e.g. a slice of the series' stack) the result is
-    written there directly: for a 512x512 CT each extra temporary costs as much as decoding.
-    """
+def decode_frames(ds: Dataset, tsyntax: UID, index: int | None = None) -> np.ndarray:
+    """The dataset's frames as float32 ``(frames, rows, cols)`` in output units, higher = brighter;
+    with ``index``, that frame alone as ``(1, rows, cols)`` (pydicom then decodes only that frame)."""
     try:
-        arr, info = get_decoder(tsyntax).as_array(ds)
+        arr, info = get_decoder(tsyntax).as_array(ds, index=index)
     except Exception as exc:  # codec errors come from C libraries in many types; messages may echo input
         if _truncated(ds, tsyntax):  # pydicom refuses short native pixel data; say why, not just that
             raise PixelError("unreadable", "the pixel data is shorter than its header says (truncated file)",
@@ -86,17 +87,14 @@ def decode_frames(ds: Dataset, tsyntax: UID, out: np.ndarray | None = None) -> n
         arr, samples = apply_color_lut(arr, ds), 3
     if arr.ndim == (2 if samples == 1 else 3):
         arr = arr[np.newaxis]
-    if out is None:
-        out = np.empty(arr.shape[:3], dtype=np.float32)
-    elif out.shape != arr.shape[:3]:
-        raise PixelError("inconsistent-series", f"decoded {arr.shape[:3]} frames where the series expects "
-                         f"{out.shape}", "the file changed after discovery; run the check again")
+    out = np.empty(arr.shape[:3], dtype=np.float32)
+    first = index or 0
     if samples == 3:
         np.matmul(arr, _LUMA, out=out, casting="unsafe")
     else:
-        _modality_units(arr, ds, out)
+        _modality_units(arr, ds, out, first)
         if photometric == "MONOCHROME1":
-            low, high = _output_range(arr, ds)
+            low, high = _output_range(arr, ds, first)
             np.subtract(low + high, out, out=out)
     if arr.dtype.kind == "f" and not np.isfinite(out).all():
         raise PixelError("decode-failed", "the float pixel data holds NaN or infinite values",
@@ -114,8 +112,9 @@ def _truncated(ds: Dataset, tsyntax: UID) -> bool:
         return False
 
 
-def _modality_units(arr: np.ndarray, ds: Dataset, out: np.ndarray) -> None:
-    """Modality LUT or Rescale Slope/Intercept into ``out``, per frame when an enhanced IOD varies them.
+def _modality_units(arr: np.ndarray, ds: Dataset, out: np.ndarray, first: int) -> None:
+    """Modality LUT or Rescale Slope/Intercept into ``out``, per frame when an enhanced IOD varies them
+    (``arr`` holds the frames from index ``first`` on).
 
     pydicom's ``apply_rescale`` reads top-level attributes only and computes in float64; enhanced
     multi-frame images keep them in functional groups, and float32 holds 16-bit values exactly.
@@ -123,7 +122,7 @@ def _modality_units(arr: np.ndarray, ds: Dataset, out: np.ndarray) -> None:
     if ds.get("ModalityLUTSequence"):
         out[...] = apply_modality_lut(arr, ds)
         return
-    slopes, intercepts = _rescale(ds, arr.shape[0])
+    slopes, intercepts = _rescale(ds, arr.shape[0], first)
     if np.any(slopes != 1):
         np.multiply(arr, slopes, out=out, casting="unsafe")
     else:
@@ -132,28 +131,30 @@ def _modality_units(arr: np.ndarray, ds: Dataset, out: np.ndarray) -> None:
         out += intercepts
 
 
-def _rescale(ds: Dataset, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame (slope, intercept) shaped ``(frames, 1, 1)``; a classic image has one pair for all."""
+def _rescale(ds: Dataset, count: int, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """(slope, intercept) of frames ``first`` to ``first + count - 1``, shaped ``(count, 1, 1)``; a classic
+    image has one pair for all."""
     if "RescaleSlope" in ds or "RescaleIntercept" in ds or "PerFrameFunctionalGroupsSequence" not in ds:
         count = 1
+    frames = range(first, first + count)
     pairs = [(_or(to_float(frame_attribute(ds, "RescaleSlope", i)), 1.0),
-              _or(to_float(frame_attribute(ds, "RescaleIntercept", i)), 0.0)) for i in range(count)]
+              _or(to_float(frame_attribute(ds, "RescaleIntercept", i)), 0.0)) for i in frames]
     values = np.array(pairs, dtype=np.float32).reshape(count, 2, 1, 1)
     return values[:, 0], values[:, 1]
 
 
-def _output_range(arr: np.ndarray, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+def _output_range(arr: np.ndarray, ds: Dataset, first: int) -> tuple[np.ndarray, np.ndarray]:
     """Lowest and highest representable output values (per frame), the mirror for MONOCHROME1."""
     if arr.dtype.kind == "f":
         return np.array(arr.min(), np.float32), np.array(arr.max(), np.float32)
     if ds.get("ModalityLUTSequence"):
-        entries, first = ds.ModalityLUTSequence[0].LUTDescriptor[:2]
-        mapped = apply_modality_lut(np.arange(first, first + (entries or 1 << 16)), ds)
+        entries, lowest = ds.ModalityLUTSequence[0].LUTDescriptor[:2]
+        mapped = apply_modality_lut(np.arange(lowest, lowest + (entries or 1 << 16)), ds)
         return np.array(mapped.min(), np.float32), np.array(mapped.max(), np.float32)
     bits = int(ds.get("BitsStored", arr.dtype.itemsize * 8))
     signed = int(ds.get("PixelRepresentation", 0)) == 1
     stored = np.array([-(1 << (bits - 1)), (1 << (bits - 1)) - 1] if signed else [0, (1 << bits) - 1])
-    slopes, intercepts = _rescale(ds, arr.shape[0])
+    slopes, intercepts = _rescale(ds, arr.shape[0], first)
     ends = stored.astype(np.float32) * slopes + intercepts
     return ends.min(axis=-1, keepdims=True), ends.max(axis=-1, keepdims=True)
 

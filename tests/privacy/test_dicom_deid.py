@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +15,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from modalities.imaging import ImageSeries, ImagingModality
-from modalities.imaging.settings import ImagingSettings
+from modalities.imaging import ImageSeries
 from privacy.deidentify import DeidContext, deidentify
 from privacy.dicom_deid import ACTIONS, DICOM_UID_ROOT, Deidentifier, deidentify_series
 from privacy.pseudonym import Pseudonymiser
@@ -111,12 +109,16 @@ def test_referenced_uids_in_sequences_are_remapped_consistently(ctx: DeidContext
     assert Deidentifier(ctx).dataset(original).SOPInstanceUID == clean.SOPInstanceUID  # keyed, deterministic
 
 
+def _ct_series_of_five_files() -> ImageSeries:
+    """A real five-file CT series' headers: de-identification takes any number of them."""
+    folder = Path(get_testdata_file("DICOMDIR", download=False)).parent / "98892001" / "CT5N"
+    headers = tuple(pydicom.dcmread(p) for p in sorted(folder.iterdir()))
+    return ImageSeries(headers, np.zeros((1, 1, 1), np.float32), frames=5)
+
+
 def test_series_uids_stay_linked_across_files_and_inputs_are_untouched(
         ctx: DeidContext, tmp_path: Path) -> None:
-    folder = Path(get_testdata_file("DICOMDIR", download=False)).parent / "98892001" / "CT5N"
-    shutil.copytree(folder, tmp_path / "imaging")
-    modality = ImagingModality(ImagingSettings())
-    series = modality.read(modality.discover(tmp_path / "imaging").items[0])
+    series = _ct_series_of_five_files()
     snapshot = [[(e.tag, repr(e.value)) for e in ds.iterall()] for ds in series.datasets]
     clean = deidentify("imaging", series, ctx)
     assert isinstance(clean, ImageSeries) and clean.pixels is series.pixels and len(clean.datasets) == 5
@@ -130,10 +132,7 @@ def test_series_uids_stay_linked_across_files_and_inputs_are_untouched(
 
 def test_a_series_shares_no_mutable_element_and_hashes_each_uid_once(
         ctx: DeidContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = Path(get_testdata_file("DICOMDIR", download=False)).parent / "98892001" / "CT5N"
-    shutil.copytree(folder, tmp_path / "imaging")
-    modality = ImagingModality(ImagingSettings())
-    series = modality.read(modality.discover(tmp_path / "imaging").items[0])
+    series = _ct_series_of_five_files()
     hashed: list[str] = []
     original_uid = ctx.pseudonymiser.uid
     monkeypatch.setattr(ctx.pseudonymiser, "uid", lambda uid: hashed.append(uid) or original_uid(uid))
@@ -168,7 +167,8 @@ def test_input_dataset_is_not_modified(ctx: DeidContext) -> None:
 
 def test_text_in_other_character_sets_survives_decoding(ctx: DeidContext) -> None:
     for path in get_charset_files("chr*.dcm"):
-        clean = deidentify_series(ImageSeries((pydicom.dcmread(path),), np.zeros((1, 1, 1), np.float32)), ctx)
+        series = ImageSeries((pydicom.dcmread(path),), np.zeros((1, 1, 1), np.float32), frames=1)
+        clean = deidentify_series(series, ctx)
         assert all(_values(e) is not None for e in clean.datasets[0].iterall())
         assert clean.datasets[0].PatientName == PSEUDONYM
 

@@ -113,7 +113,7 @@ def test_all_bundled_files_in_one_site_are_accounted_for(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
     discovery = modality.discover(imaging)
-    used = sum(len(item.payload) for item in discovery.items)
+    used = sum(len(item.payload.files) for item in discovery.items)
     assert discovery.found == len(BUNDLED)
     assert used + len(discovery.rejections) + discovery.skipped.get("extra-series", 0) == discovery.found
     assert len({item.patient_id for item in discovery.items}) == len(discovery.items)

@@ -56,10 +56,10 @@ def test_dicomdir_tree_one_item_per_patient_latest_study_then_most_slices(tmp_pa
     items = {item.patient_id: item for item in discovery.items}
     assert set(items) == {"77654033", "98890234"}
     # 77654033: three one-image CR series of 2001 beat a four-slice CT of 1995; ties go to the first path.
-    assert [p.name for p in items["77654033"].payload] == ["6154"]
+    assert [p.name for p in items["77654033"].payload.files] == ["6154"]
     assert items["77654033"].where == "imaging/77654033/CR1/6154"
     # 98890234: of the 2003 MR series, MR700 has the most slices (7); its folder holds only it.
-    assert len(items["98890234"].payload) == 7 and items["98890234"].where == "imaging/98892003/MR700"
+    assert len(items["98890234"].payload.files) == 7 and items["98890234"].where == "imaging/98892003/MR700"
     assert discovery.skipped == {"extra-series": 6 + 17}
     assert sorted(set(_codes(tmp_path / "imaging"))) == [
         "imaging.dicomdir", "imaging.no-pixels", "imaging.not-dicom"]
@@ -68,7 +68,7 @@ def test_dicomdir_tree_one_item_per_patient_latest_study_then_most_slices(tmp_pa
 def test_slices_sorted_along_the_normal_not_by_instance_number(tmp_path: Path) -> None:
     shutil.copytree(DICOMDIR_TREE / "98892003" / "MR700", tmp_path / "imaging" / "MR700")
     (item,) = _modality().discover(tmp_path / "imaging").items
-    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in item.payload]
+    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in item.payload.files]
     orientation = np.array(headers[0].ImageOrientationPatient, dtype=float)
     normal = np.cross(orientation[:3], orientation[3:])
     distances = [float(np.dot(np.array(h.ImagePositionPatient, dtype=float), normal)) for h in headers]
@@ -79,7 +79,7 @@ def test_slices_sorted_along_the_normal_not_by_instance_number(tmp_path: Path) -
 def test_axial_ct_series_sorted_by_position_inverse_to_instance_numbers(tmp_path: Path) -> None:
     shutil.copytree(DICOMDIR_TREE / "98892001" / "CT5N", tmp_path / "imaging" / "CT5N")
     (item,) = _modality().discover(tmp_path / "imaging").items
-    assert [p.name for p in item.payload] == ["3353", "3023", "2693", "2392", "2062"]
+    assert [p.name for p in item.payload.files] == ["3353", "3023", "2693", "2392", "2062"]
 
 
 def test_without_positions_instance_number_orders(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_without_positions_instance_number_orders(tmp_path: Path) -> None:
         del ds.ImagePositionPatient
         _save(ds, tmp_path / "imaging" / f"file{4 - instance}.dcm")
     (item,) = _modality().discover(tmp_path / "imaging").items
-    assert [int(pydicom.dcmread(p).InstanceNumber) for p in item.payload] == [1, 2, 3]
+    assert [int(pydicom.dcmread(p).InstanceNumber) for p in item.payload.files] == [1, 2, 3]
 
 
 def test_latest_study_wins_over_more_slices_and_more_slices_break_date_ties(tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_latest_study_wins_over_more_slices_and_more_slices_break_date_ties(tmp_
         _save(_ct(study="1.2", series="1.2.2", date="20210101", instance=i), root / "new-large" / f"{i}.dcm")
     discovery = _modality().discover(root)
     (item,) = discovery.items
-    assert item.where == "imaging/new-large" and len(item.payload) == 2
+    assert item.where == "imaging/new-large" and len(item.payload.files) == 2
     assert discovery.skipped == {"extra-series": 4} and discovery.found == 6
 
 
@@ -113,7 +113,7 @@ def test_minority_shape_slices_are_rejected_and_the_majority_kept(tmp_path: Path
     _save(odd, root / "odd.dcm")
     discovery = _modality().discover(root)
     (item,) = discovery.items
-    assert len(item.payload) == 3 and "odd.dcm" not in {p.name for p in item.payload}
+    assert len(item.payload.files) == 3 and "odd.dcm" not in {p.name for p in item.payload.files}
     (rejection,) = discovery.rejections
     assert rejection.code == "imaging.inconsistent-series" and rejection.where == "imaging/odd.dcm"
     assert "32x32" in rejection.message and "128x128" in rejection.message

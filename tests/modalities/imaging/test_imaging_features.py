@@ -15,7 +15,6 @@ from pydicom.uid import ExplicitVRLittleEndian
 import privacy.dicom_deid  # noqa: F401  (registers the imaging de-identifier)
 from modalities.imaging import ImageSeries, ImagingModality
 from modalities.imaging.settings import ImagingSettings
-from modalities.imaging.transforms import CentralSlice, CentralSliced
 from privacy.deidentify import DeidContext, deidentify
 from privacy.pseudonym import Pseudonymiser
 
@@ -28,21 +27,6 @@ def _ct_series(tmp_path: Path, modality: ImagingModality) -> ImageSeries:
     ctx = DeidContext(Pseudonymiser(b"features-test-secret"), "p-0123456789abcdef01234567",
                       dt.date(2020, 1, 1))
     return deidentify("imaging", series, ctx)
-
-
-def test_central_slice_picks_the_middle_frame() -> None:
-    stack = np.arange(5)[:, None, None] * np.ones((5, 2, 3))
-    assert CentralSlice()(stack).shape == (1, 2, 3) and CentralSlice()(stack)[0, 0, 0] == 2
-    assert CentralSlice()(stack[:4])[0, 0, 0] == 2  # even count: the upper middle
-    with pytest.raises(ValueError, match="frames"):
-        CentralSlice()(np.zeros((4, 4)))
-
-
-def test_central_sliced_touches_only_its_keys() -> None:
-    sample = {"image": np.zeros((3, 2, 2)), "other": np.zeros((3, 2, 2))}
-    out = CentralSliced("image")(sample)
-    assert out["image"].shape == (1, 2, 2) and out["other"] is sample["other"]
-    assert sample["image"].shape == (3, 2, 2)
 
 
 def test_ct_features_with_percentile_scaling(tmp_path: Path) -> None:
@@ -68,7 +52,7 @@ def test_window_in_hounsfield_units_clips_to_the_unit_range(tmp_path: Path) -> N
 
 
 def test_constant_image_scales_to_zeros_not_nan() -> None:
-    series = ImageSeries((Dataset(),), np.full((3, 20, 20), 7.0, dtype=np.float32))
+    series = ImageSeries((Dataset(),), np.full((1, 20, 20), 7.0, dtype=np.float32), frames=3)
     features = ImagingModality(ImagingSettings()).features(series)
     assert np.isfinite(features["image"]).all() and (features["image"] == 0).all()
     assert features["image_meta"]["frames"] == 3 and features["image_meta"]["Modality"] is None

@@ -1,7 +1,9 @@
-"""Decoded pixels in output units: rescale, MONOCHROME1, multi-frame, colour; what each decoder reads."""
+"""Decoded pixels in output units: rescale, MONOCHROME1, multi-frame, colour; what each decoder reads;
+and which frame of a series is decoded (its central one, alone)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian,
 
 from modalities.base import ItemRejected
 from modalities.imaging import ImageSeries, ImagingModality
+from modalities.imaging.pixels import decode_frames
 from modalities.imaging.settings import ImagingSettings
 
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -91,17 +94,21 @@ def test_enhanced_multiframe_rescale_from_functional_groups(tmp_path: Path) -> N
         group.PixelValueTransformationSequence = [per_frame]
         frames.append(group)
     ds.PerFrameFunctionalGroupsSequence = frames
-    pixels = _read_one(tmp_path, ds).pixels
-    assert pixels.shape == (3, 4, 4)
-    np.testing.assert_array_equal(pixels, stored * 2.0 + np.array([0, 10, 20])[:, None, None])
+    expected = stored * 2.0 + np.array([0, 10, 20])[:, None, None]
+    np.testing.assert_array_equal(decode_frames(ds, ExplicitVRLittleEndian), expected)
+    series = _read_one(tmp_path, ds)  # the central frame alone, with its own intercept
+    assert series.pixels.shape == (1, 4, 4) and series.frames == 3
+    np.testing.assert_array_equal(series.pixels, expected[1:2])
 
 
 def test_multiframe_colour_file_is_expanded_to_luminance_frames(tmp_path: Path) -> None:
     path = _testdata("SC_rgb_rle_2frame.dcm")
-    rgb = pydicom.dcmread(path).pixel_array.astype(np.float64)
-    series = _read_one(tmp_path, path)
-    assert series.pixels.shape == (2, 100, 100)
-    np.testing.assert_allclose(series.pixels, rgb @ LUMA, rtol=1e-5)
+    ds = pydicom.dcmread(path)
+    luminance = ds.pixel_array.astype(np.float64) @ LUMA
+    frames = decode_frames(ds, ds.file_meta.TransferSyntaxUID)
+    assert frames.shape == (2, 100, 100)
+    np.testing.assert_allclose(frames, luminance, rtol=1e-5)
+    np.testing.assert_allclose(_read_one(tmp_path, path).pixels, luminance[1:2], rtol=1e-5)  # even: upper
 
 
 def test_ycbcr_and_palette_colour_become_luminance(tmp_path: Path) -> None:
@@ -114,22 +121,40 @@ def test_ycbcr_and_palette_colour_become_luminance(tmp_path: Path) -> None:
                                apply_color_lut(ds.pixel_array, ds) @ LUMA, rtol=1e-5)
 
 
-def test_series_of_files_is_stacked_in_slice_order(tmp_path: Path) -> None:
+def test_only_the_central_slice_of_a_sorted_series_is_decoded(tmp_path: Path) -> None:
     root = Path(get_testdata_file("DICOMDIR", download=False)).parent / "98892001" / "CT5N"
+    (tmp_path / "imaging").mkdir()
     for path in root.iterdir():
-        (tmp_path / "imaging").mkdir(exist_ok=True)
         (tmp_path / "imaging" / path.name).write_bytes(path.read_bytes())
+    axial = [pydicom.dcmread(p) for p in (tmp_path / "imaging").iterdir()]
+    assert all([float(v) for v in ds.ImageOrientationPatient] == [1, 0, 0, 0, 1, 0] for ds in axial)
+    central = sorted(axial, key=lambda ds: float(ds.ImagePositionPatient[2]))[2]
+    for ds in axial:  # the other slices' pixel data is corrupt: decoding them would fail
+        if ds.SOPInstanceUID != central.SOPInstanceUID:
+            ds.PixelData = ds.PixelData[:10]
+            ds.save_as(tmp_path / "imaging" / Path(ds.filename).name)
     modality = ImagingModality(ImagingSettings())
     item = modality.discover(tmp_path / "imaging").items[0]
     series = modality.read(item)
-    assert series.pixels.shape == (5, 16, 16) and not series.pixels.flags.writeable
-    for k, path in enumerate(item.payload):
-        ds = pydicom.dcmread(path)
-        np.testing.assert_array_equal(series.pixels[k], ds.pixel_array * float(ds.RescaleSlope)
-                                      + float(ds.RescaleIntercept))
-    assert all("PixelData" not in ds for ds in series.datasets)
-    assert [ds.SOPInstanceUID for ds in series.datasets] == [pydicom.dcmread(p).SOPInstanceUID
-                                                             for p in item.payload]
+    assert series.pixels.shape == (1, 16, 16) and not series.pixels.flags.writeable and series.frames == 5
+    np.testing.assert_array_equal(series.pixels[0], central.pixel_array * float(central.RescaleSlope)
+                                  + float(central.RescaleIntercept))
+    (header,) = series.datasets
+    assert "PixelData" not in header and header.SOPInstanceUID == central.SOPInstanceUID
+    assert len(item.payload.files) == 5 and item.where == "imaging"
+
+
+def test_a_corrupt_central_slice_rejects_the_item_naming_its_file(tmp_path: Path) -> None:
+    root = Path(get_testdata_file("DICOMDIR", download=False)).parent / "98892001" / "CT5N"
+    shutil.copytree(root, tmp_path / "imaging")
+    modality = ImagingModality(ImagingSettings())
+    item = modality.discover(tmp_path / "imaging").items[0]
+    data = item.payload.path.read_bytes()
+    item.payload.path.write_bytes(data[: len(data) - 100])
+    with pytest.raises(ItemRejected) as raised:
+        modality.read(item)
+    assert raised.value.rejection.code == "imaging.unreadable"
+    assert raised.value.rejection.where == f"imaging#{item.payload.path.name}"
 
 
 # One real file per transfer syntax: decoded values must equal pydicom's own decode (rescaled).
@@ -189,17 +214,20 @@ def test_truncated_compressed_pixel_data_is_unreadable(tmp_path: Path) -> None:
     assert rejection.code == "imaging.unreadable" and "truncated" in rejection.message
 
 
-def test_series_mixing_frame_counts_grows_the_stack(tmp_path: Path) -> None:
+def test_central_frame_counts_every_file_s_frames(tmp_path: Path) -> None:
     series_uid, study_uid = generate_uid(), generate_uid()
     root = tmp_path / "imaging"
     root.mkdir()
-    for instance, frames in ((1, 1), (2, 3), (3, 2)):
-        stored = np.full((frames, 4, 4), instance, dtype=np.uint16)
+    for instance, frames in ((1, 1), (2, 3), (3, 2)):  # the stack: 1, 2, 2, 2, 3, 3
+        stored = np.arange(frames * 16, dtype=np.uint16).reshape(frames, 4, 4) + 100 * instance
         if frames == 1:
             stored = stored[0]  # a single-frame image is (rows, cols)
         ds = _image(stored, "MONOCHROME2", 16, InstanceNumber=instance)
         ds.SeriesInstanceUID, ds.StudyInstanceUID = series_uid, study_uid
         ds.save_as(root / f"{instance}.dcm", enforce_file_format=True)
     modality = ImagingModality(ImagingSettings())
-    series = modality.read(modality.discover(root).items[0])
-    np.testing.assert_array_equal(series.pixels[:, 0, 0], [1, 2, 2, 2, 3, 3])
+    item = modality.discover(root).items[0]
+    assert (item.payload.path.name, item.payload.index, item.payload.frames) == ("2.dcm", 2, 6)
+    series = modality.read(item)
+    np.testing.assert_array_equal(series.pixels[0], np.arange(32, 48).reshape(4, 4) + 200)
+    assert series.frames == 6
