@@ -10,6 +10,10 @@
 * ``uncached_over_cached``: an epoch that reads, de-identifies and featurises every cohort item from
   the raw files, divided by an epoch that loads the same features from the cache; per site kind
   (``..._compressed`` on the RLE site, ``..._uncompressed`` on the others). Targets >= 20x / >= 5x.
+* ``ct_prepare_over_raw``: the same ratio on a site of diagnostic CT series, as hospitals hold them
+  (``--ct-patients`` x ``--ct-slices`` slices of 512x512, 16-bit, from the synthetic generator's
+  multi-slice profile with a larger matrix and more slices): where a series has many slices, decoding
+  only the central one is what the ratio measures.
 * ``site_prepare_seconds``: the whole ``Site.run(build_cache=True)`` per site, records and genomics
   included, for context.
 
@@ -25,9 +29,11 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pydicom
 
 from client.cache import FeatureCache
@@ -37,6 +43,9 @@ from client.parallel import Task, default_workers, featurise, file_mapper
 from client.site import MODALITY_ORDER, Site
 from polyclinic.study import default_study
 from polyclinic.synth import generate
+from polyclinic.synth.dicom_writer import write_imaging
+from polyclinic.synth.population import sample_population
+from polyclinic.synth.profiles import profile_for
 from privacy.pseudonym import Pseudonymiser
 
 
@@ -68,6 +77,15 @@ def _imaging_prepare(site: Site, state: Path, workers: int) -> int:
                for d in featurise(tasks, pipelines, pseudonymiser, index_date, workers))
 
 
+def _diagnostic_ct_site(root: Path, patients: int, slices: int) -> None:
+    """``root/imaging``: the multi-slice site profile's CT series at 512x512 and ``slices`` slices."""
+    profile = profile_for(1)
+    scanner = replace(profile.scanner, size=512, spacing_mm=0.7, slices=slices, slice_thickness_mm=1.25)
+    ct = replace(profile, scanner=scanner, text_report=False)
+    population = sample_population(ct, patients, np.random.default_rng(0))
+    write_imaging(root / "imaging", population, ct, np.random.default_rng(1))
+
+
 def _epoch(site: Site, manifest: CohortManifest, cache: FeatureCache | None) -> int:
     """One pass over the cohort's items: from the cache when given, else from the raw files."""
     if cache is not None:
@@ -90,6 +108,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ct-patients", type=int, default=12)
+    parser.add_argument("--ct-slices", type=int, default=40)
     args = parser.parse_args()
     study = default_study()
     work = Path(tempfile.mkdtemp(prefix="polyclinic-bench-"))
@@ -113,6 +133,16 @@ def main() -> None:
                       prepare_over_raw=raw / prep, prepare_over_raw_one_worker=raw / prep1)
         for sid in sites:
             result[f"prepare_over_raw_{sid}"] = median["raw", sid] / median["prepare", sid]
+        _diagnostic_ct_site(work / "ct", args.ct_patients, args.ct_slices)
+        ct_site = Site(work / "ct", study, work / "ct-state")
+        ct_files = sorted((work / "ct" / "imaging").rglob("*.dcm"))
+        ct_raw, ct_prep = [], []
+        for _ in range(args.repeats):
+            ct_raw.append(_timed(partial(_raw_decode, ct_files)))
+            ct_prep.append(_timed(partial(_imaging_prepare, ct_site, work / "img" / "ct", workers)))
+        result.update(ct_dicom_files=len(ct_files), ct_raw_seconds=statistics.median(ct_raw),
+                      ct_prepare_seconds=statistics.median(ct_prep),
+                      ct_prepare_over_raw=statistics.median(ct_raw) / statistics.median(ct_prep))
         site_seconds = {}
         for sid, site in sites.items():
             site_seconds[sid] = _timed(partial(site.run, build_cache=True, workers=workers))
