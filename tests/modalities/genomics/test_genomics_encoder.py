@@ -69,7 +69,7 @@ def test_the_reference_levels_genes_of_different_baseline() -> None:
 def test_the_reference_is_configuration_not_a_weight() -> None:
     encoder = GenomicsEncoder(genes=16, d_model=8, reference=[5.0] * 16)
     assert "reference" not in encoder.state_dict()
-    assert [name for name, _ in encoder.named_parameters()] == ["block.weight"]
+    assert [name for name, _ in encoder.named_parameters()] == ["scores.weight", "embed.weight"]
 
 
 def test_what_a_missing_gene_holds_changes_nothing() -> None:
