@@ -42,7 +42,8 @@ class Study(Settings):
 SMALL_SITE_FUSION = FusionSettings(fusion="late", d_model=8, heads=2, latents=2, records_tokens=2,
                                    pathway_size=16, image_grid=2, freeze_image_features=True)
 """The model the default study trains: ``late`` fusion (one logit per modality, summed over those a patient
-has), d-model 8, imaging filters fixed: 1,988 trained weights instead of 47,000.
+has), d-model 8, imaging filters fixed, genomics pathways as activity scores: 1,128 trained weights instead
+of 47,000 (1,988 before the genomics encoder scored pathways; ``modalities/genomics/encoder.py`` has why).
 
 DP-SGD adds noise to every trained weight while a site of ~75 training patients brings little signal, so
 small models win here. ``late`` against ``concat`` (an MLP across modalities, 2,209 weights), 2026-12-05,
