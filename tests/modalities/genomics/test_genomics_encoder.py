@@ -31,6 +31,20 @@ def test_swapping_two_genes_moves_only_their_pathway_token() -> None:
     assert torch.count_nonzero(moved) == 1
 
 
+def test_a_pathway_token_moves_along_one_direction_as_its_score_changes() -> None:
+    """Each pathway is one activity score: whatever reorders its genes, its token stays on one line."""
+    encoder = GenomicsEncoder(genes=64, d_model=16, pathway_size=8)
+    genome, missing = panel(1, 64)
+    missing.zero_()
+    generator = torch.Generator().manual_seed(3)
+    shuffled = genome.repeat(6, 1)
+    for row in shuffled:  # permutations inside pathway 1 keep the sample's mean and sd
+        row[8:16] = row[8:16][torch.randperm(8, generator=generator)]
+    with torch.no_grad():
+        moves = encoder(shuffled, missing.repeat(6, 1))[:, 1] - encoder(genome, missing)[:, 1]
+    assert torch.linalg.matrix_rank(moves, atol=1e-5) == 1
+
+
 def test_a_sample_is_normalised_on_its_own_genes_alone() -> None:
     """What another patient in the batch holds, and a shift or scale of the whole profile (library
     size, platform), change nothing: no statistic of other patients is computed outside DP-SGD."""
