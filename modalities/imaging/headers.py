@@ -39,6 +39,7 @@ from pydicom.uid import (
 )
 
 from modalities.base import Rejection
+from modalities.imaging.pixels import frame_count
 from modalities.imaging.reasons import rejection
 
 T = TypeVar("T")
@@ -46,7 +47,7 @@ T = TypeVar("T")
 _TAGS = {keyword: Tag(keyword) for keyword in (
     "SOPClassUID", "DirectoryRecordSequence", "Rows", "Columns", "PatientID", "BurnedInAnnotation",
     "StudyInstanceUID", "SeriesInstanceUID", "StudyDate", "InstanceNumber", "ImagePositionPatient",
-    "ImageOrientationPatient", "NumberOfFrames")}
+    "ImageOrientationPatient")}
 """The attributes discovery reads, by tag."""
 
 NOT_PICTURES = {
@@ -195,7 +196,7 @@ def _classify(ds: Dataset, forced: bool, path: Path, where: str,
         position=_floats(ds, "ImagePositionPatient", 3),
         orientation=_floats(ds, "ImageOrientationPatient", 6),
         shape=(int(_value(ds, "Rows")), int(_value(ds, "Columns"))),
-        frames=max(_optional(lambda: int(_value(ds, "NumberOfFrames"))) or 1, 1),
+        frames=frame_count(ds),
     )
 
 

@@ -126,8 +126,8 @@ class ImagingModality:
         where = item.where if len(frame.files) == 1 else f"{item.where}#{frame.path.name}"
         try:
             ds = _load(frame.path)
-            if frame.index >= frame_count(ds):
-                raise PixelError("inconsistent-series", f"the file has {frame_count(ds)} frames, not the "
+            if frame.index >= (count := frame_count(ds)):
+                raise PixelError("inconsistent-series", f"the file has {count} frames, not the "
                                  f"{frame.index + 1} or more its header had", "the file changed after "
                                  "discovery; run the check again")
             pixels = decode_frames(ds, transfer_syntax(ds), index=frame.index)
