@@ -40,18 +40,24 @@ class Study(Settings):
 
 
 SMALL_SITE_FUSION = FusionSettings(fusion="late", d_model=8, heads=2, latents=2, records_tokens=1,
-                                   pathway_size=16, image_grid=2, freeze_image_features=True)
+                                   pathway_size=16, image_grid=1, freeze_image_features=True)
 """The model the default study trains: ``late`` fusion (one logit per modality, summed over those a patient
-has), d-model 8, imaging filters fixed, genomics pathways as activity scores, one records token: 992
-trained weights instead of 47,000 (1,988 before the genomics encoder scored pathways;
-``modalities/genomics/encoder.py`` has why).
+has), d-model 8, imaging filters fixed, genomics pathways as activity scores, one records token and one
+image token: 968 trained weights instead of 47,000 (1,988 before the genomics encoder scored pathways;
+``modalities/genomics/encoder.py`` has why; 1,128 before the two token counts below).
 
-One records token, not two: ``late`` averages a modality's tokens, and the average of two linear
-projections is one linear projection, so the second token added 136 weights for DP-SGD to noise and
-nothing the model could express. Paired on the same federations (2026-12-05, in-process, shipped plan,
-held-out AUROC, medians): pooled over 12 seeds, epsilon 1 0.765 against 0.732 (higher in 9 of 12),
-epsilon 8 0.808 against 0.812, non-DP 0.824 against 0.803; federated (FedAvg over each site's DPTrainer,
-8 seeds) epsilon 1 0.655 against 0.640, epsilon 8 0.795 against 0.784, non-DP 0.832 against 0.848.
+``late`` averages each modality's tokens before its term, so token counts that only matter to attention
+cost it. Two records tokens were two linear projections of one hidden layer, and their average is one
+projection: 136 more weights for DP-SGD to noise and nothing more the model could express. Four image
+tokens (a 2x2 grid, each cell's strongest blob) averaged a nodule's answer with three cells of background;
+one token is the strongest blob in the whole image, and 24 fewer weights. Paired on the same federations
+(2026-12-05, in-process, the shipped plan, held-out AUROC, medians), before / one records token / and one
+image token:
+- pooled, 12 seeds: epsilon 1 0.732 / 0.765 / 0.764; epsilon 8 0.812 / 0.808 / 0.828; non-DP 0.803 /
+  0.824 / 0.803.
+- federated (FedAvg over each site's own DPTrainer and budget, 8 seeds): epsilon 1 0.640 / 0.655 / 0.754;
+  epsilon 8 0.784 / 0.795 / 0.834; non-DP 0.848 / 0.832 / 0.832.
+``docs/benchmarks.md`` (utility) has the benchmark runs and the training plans tried beside them.
 
 DP-SGD adds noise to every trained weight while a site of ~75 training patients brings little signal, so
 small models win here. ``late`` against ``concat`` (an MLP across modalities, 2,209 weights), 2026-12-05,
