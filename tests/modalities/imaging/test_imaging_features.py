@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from monai.transforms import Resize
+from monai.transforms import Resize, ScaleIntensityRangePercentilesd
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
@@ -15,6 +15,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 import privacy.dicom_deid  # noqa: F401  (registers the imaging de-identifier)
 from modalities.imaging import ImageSeries, ImagingModality
 from modalities.imaging.settings import ImagingSettings
+from modalities.imaging.transforms import PERCENTILES, ScalePercentilesd
 from privacy.deidentify import DeidContext, deidentify
 from privacy.pseudonym import Pseudonymiser
 
@@ -61,3 +62,16 @@ def test_constant_image_scales_to_zeros_not_nan() -> None:
 def test_window_needs_both_centre_and_width() -> None:
     with pytest.raises(ValueError, match="window-center and window-width"):
         ImagingModality(ImagingSettings(window_center=40))
+
+
+@pytest.mark.parametrize("image", [
+    np.random.default_rng(0).normal(1000, 300, (1, 64, 64)).astype(np.float32),
+    np.random.default_rng(1).integers(-1024, 3000, (1, 37, 50)).astype(np.float32),
+    np.pad(np.ones((1, 8, 8), np.float32), ((0, 0), (28, 28), (28, 28))),  # mostly background
+    np.full((1, 16, 16), 5.0, np.float32),  # constant: MONAI's divide-by-zero branch
+])
+def test_percentile_scaling_matches_monais_transform(image: np.ndarray) -> None:
+    ours = ScalePercentilesd("image", *PERCENTILES, b_min=0.0, b_max=1.0)({"image": image})["image"]
+    monai = ScaleIntensityRangePercentilesd("image", *PERCENTILES, b_min=0.0, b_max=1.0, clip=True)(
+        {"image": image})["image"]
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(monai), atol=1e-6)
