@@ -37,6 +37,18 @@ def test_prune_removes_only_stale_entries(tmp_path):
     assert cache.keys() == {"aa" * 32}
 
 
+def test_prune_deletes_entries_of_the_earlier_subfolder_layout(tmp_path):
+    """Features an earlier version cached under ``ab/<key>.pt`` are found by no key: an erased patient's
+    must not outlive the upgrade."""
+    cache = FeatureCache(tmp_path)
+    cache.save("aa" * 32, {"x": 1})
+    legacy = tmp_path / "ab" / f"{'ab' * 32}.pt"
+    legacy.parent.mkdir()
+    legacy.write_bytes((tmp_path / f"{'aa' * 32}.pt").read_bytes())
+    assert cache.prune({"aa" * 32, "ab" * 32}) == 1
+    assert not legacy.parent.exists() and cache.keys() == {"aa" * 32}
+
+
 def test_manifest_round_trip_and_missing_manifest_says_what_to_run(tmp_path):
     manifest = CohortManifest("hospital-a", "s", [PatientEntry("p-1", "train", 1, {"sex": "male"},
                                                                {"records": "k1"})])
