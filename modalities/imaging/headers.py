@@ -17,7 +17,7 @@ kind such files can hold.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -81,13 +81,15 @@ class Header:
     frames: int
 
 
-def open_dataset(fh: BinaryIO, *, header_only: bool) -> tuple[Dataset, bool]:
-    """Parse a DICOM file, forcing only when the preamble/meta is missing; returns (dataset, forced)."""
+def open_dataset(fh: BinaryIO, *, header_only: bool,
+                 tags: Sequence[int] | None = None) -> tuple[Dataset, bool]:
+    """Parse a DICOM file, forcing only when the preamble/meta is missing; returns (dataset, forced).
+    With ``tags`` only those elements are kept: pydicom skips the others' values unread."""
     try:
-        return dcmread(fh, stop_before_pixels=header_only), False
+        return dcmread(fh, stop_before_pixels=header_only, specific_tags=tags), False
     except InvalidDicomError:
         fh.seek(0)
-        return dcmread(fh, stop_before_pixels=header_only, force=True), True
+        return dcmread(fh, stop_before_pixels=header_only, specific_tags=tags, force=True), True
 
 
 def transfer_syntax(ds: Dataset) -> UID:

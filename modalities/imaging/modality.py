@@ -3,9 +3,9 @@
 ``discover`` reads headers only and rejects, with a reason from :data:`REASONS`, every file that
 cannot become an image, then chooses each patient's series and, in it, the central frame the model
 sees; ``read`` decodes that frame alone; ``features`` runs the MONAI pipeline on de-identified content.
-Every file's header is parsed once at discovery, and the file holding the central frame once more in
-full at read: the least that lets discovery choose among series without holding every header in
-memory, and it spares decoding the slices the model never sees.
+Every file's header is parsed once at discovery, and the file holding the central frame once more at
+read, keeping only :data:`READ_TAGS`: the least that lets discovery choose among series without holding
+every header in memory, and it spares decoding the slices the model never sees.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from typing import Any, ClassVar
 
 from monai.data import get_track_meta, set_track_meta
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from modalities.base import Discovery, FileMapper, Item, Rejection, register_modality
 from modalities.files import fingerprint, relative, walk_files
 from modalities.imaging.grouping import central_frame, plan_series
 from modalities.imaging.headers import Header, open_dataset, scan, transfer_syntax
 from modalities.imaging.pixels import (
+    DECODE_KEYWORDS,
     PIXEL_TAGS,
     ImageSeries,
     PixelError,
@@ -42,6 +44,13 @@ from modalities.imaging.transforms import image_pipeline
 logger = logging.getLogger(__name__)
 
 META_KEYWORDS = ("Modality", "Manufacturer", "Rows", "Columns", "PhotometricInterpretation")
+_SPACING_KEYWORDS = ("PixelSpacing", "ImagerPixelSpacing", "SliceThickness")
+READ_TAGS = tuple(Tag(keyword) for keyword in (*DECODE_KEYWORDS, *META_KEYWORDS, *_SPACING_KEYWORDS))
+"""All that :meth:`ImagingModality.read` keeps of a file: what decoding and :func:`image_meta` use.
+
+Data minimisation: names, dates, identifiers and free text in the header are skipped unread by the
+parser, so they never reach de-identification, let alone the cache. It is also cheaper: de-identifying
+and querying a dozen elements rather than a whole header saved about 0.3 ms per image."""
 
 
 @dataclass(frozen=True)
@@ -183,9 +192,10 @@ def _scalar(value: Any) -> Any:
 
 
 def _load(path: Path) -> Dataset:
-    """The whole file, once; pydicom returns what it could parse when a file ends inside its pixel data."""
+    """The file's :data:`READ_TAGS`; pydicom returns what it could parse when a file ends inside its pixel
+    data."""
     with open(path, "rb") as fh:
-        ds, _ = open_dataset(fh, header_only=False)
+        ds, _ = open_dataset(fh, header_only=False, tags=READ_TAGS)
     if "Rows" not in ds or not any(tag in ds for tag in PIXEL_TAGS):
         raise PixelError("unreadable", "the file ends inside its pixel data (truncated)",
                          "re-export the file from the PACS; a partial copy is the usual cause")

@@ -35,6 +35,21 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 """PixelData, FloatPixelData, DoubleFloatPixelData (by tag: a keyword is looked up on every use)."""
 
+_PALETTE = tuple(f"{segmented}{colour}PaletteColorLookupTable{part}"
+                 for colour in ("Red", "Green", "Blue", "Alpha")
+                 for segmented, part in (("", "Descriptor"), ("", "Data"), ("Segmented", "Data")))
+DECODE_KEYWORDS = (
+    # the Image Pixel module: all that pydicom's decoders read of a data set
+    "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames", "Rows",
+    "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "ExtendedOffsetTable",
+    "ExtendedOffsetTableLengths", "PixelData", "FloatPixelData", "DoubleFloatPixelData",
+    # stored values to output units, higher = brighter: Modality LUT or rescale, palette colour
+    "ModalityLUTSequence", "RescaleSlope", "RescaleIntercept", "RescaleType", "PixelPresentation", *_PALETTE,
+    # where enhanced multi-frame IODs keep rescale and spacing, per frame or shared
+    "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
+)
+"""The attributes :func:`decode_frames` reads."""
+
 
 @dataclass(frozen=True, eq=False)
 class ImageSeries:

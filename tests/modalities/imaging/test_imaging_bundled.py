@@ -16,10 +16,14 @@ import numpy as np
 import pydicom.data.download
 import pytest
 from pydicom.data import get_charset_files, get_testdata_files
+from pydicom.dataset import Dataset
 
 import privacy.dicom_deid  # noqa: F401  (registers the imaging de-identifier)
 from modalities.base import Discovery, ItemRejected
 from modalities.imaging import REASONS, ImageSeries, ImagingModality
+from modalities.imaging.headers import open_dataset, transfer_syntax
+from modalities.imaging.modality import CentralFrame, image_meta
+from modalities.imaging.pixels import decode_frames
 from modalities.imaging.settings import ImagingSettings
 from privacy.deidentify import DeidContext, deidentify
 from privacy.pseudonym import Pseudonymiser
@@ -120,3 +124,29 @@ def test_all_bundled_files_in_one_site_are_accounted_for(
     outcomes = _outcomes(modality, discovery, ctx)
     assert set(outcomes) - {"ok"} <= set(REASONS)
     assert outcomes.count("ok") >= 15  # one item per patient: many bundled files share a PatientID
+
+
+def _decode_whole_file(frame: CentralFrame) -> tuple[Dataset, np.ndarray]:
+    """The reference for ``read``: every attribute of the file parsed, the same frame decoded."""
+    with open(frame.path, "rb") as fh:
+        full, _ = open_dataset(fh, header_only=False)
+    return full, decode_frames(full, transfer_syntax(full), index=frame.index)
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.relative_to(DATA_ROOT).as_posix())
+def test_reading_only_the_attributes_used_changes_no_pixel_and_no_fact(
+        path: Path, modality: ImagingModality, tmp_path: Path) -> None:
+    """``read`` keeps only ``READ_TAGS`` of a file; the image and its acquisition facts must be exactly
+    those of the whole file, and a file it cannot use must be one the whole file cannot make either."""
+    (tmp_path / "imaging").mkdir()
+    shutil.copy(path, tmp_path / "imaging" / path.name)
+    for item in modality.discover(tmp_path / "imaging").items:
+        try:
+            series = modality.read(item)
+        except ItemRejected:
+            with pytest.raises(Exception):  # noqa: B017  (any failure: read may not add one)
+                _decode_whole_file(item.payload)
+            continue
+        full, pixels = _decode_whole_file(item.payload)
+        np.testing.assert_array_equal(series.pixels, pixels)
+        assert image_meta(series.datasets[0], series.frames) == image_meta(full, series.frames)
