@@ -1,4 +1,4 @@
-"""read -> de-identify -> features (-> cache) for one item of one modality.
+"""read -> de-identify -> features (-> cache) for the items of one modality, a run of them at a time.
 
 Every failure becomes a :class:`Rejection`: the modality's own (``ItemRejected``) or, for anything a
 library throws unexpectedly, an ``<modality>.internal-error`` reported by exception type only, since
