@@ -26,7 +26,7 @@ from pydicom.tag import Tag
 from modalities.base import Discovery, FileMapper, Item, Rejection, register_modality
 from modalities.files import fingerprint, relative, walk_files
 from modalities.imaging.grouping import central_frame, plan_series
-from modalities.imaging.headers import Header, open_dataset, scan, transfer_syntax
+from modalities.imaging.headers import Header, open_dataset, scan, transfer_syntax, unchecked_values
 from modalities.imaging.pixels import (
     DECODE_KEYWORDS,
     PIXEL_TAGS,
@@ -134,12 +134,13 @@ class ImagingModality:
         frame: CentralFrame = item.payload
         where = item.where if len(frame.files) == 1 else f"{item.where}#{frame.path.name}"
         try:
-            ds = _load(frame.path)
-            if frame.index >= (count := frame_count(ds)):
-                raise PixelError("inconsistent-series", f"the file has {count} frames, not the "
-                                 f"{frame.index + 1} or more its header had", "the file changed after "
-                                 "discovery; run the check again")
-            pixels = decode_frames(ds, transfer_syntax(ds), index=frame.index)
+            with unchecked_values():
+                ds = _load(frame.path)
+                if frame.index >= (count := frame_count(ds)):
+                    raise PixelError("inconsistent-series", f"the file has {count} frames, not the "
+                                     f"{frame.index + 1} or more its header had", "the file changed after "
+                                     "discovery; run the check again")
+                pixels = decode_frames(ds, transfer_syntax(ds), index=frame.index)
         except PixelError as exc:
             raise rejected(exc.reason, where, exc.message, exc.hint) from None
         except Exception as exc:  # noqa: BLE001 - any bytes reach the parser; its messages may echo values

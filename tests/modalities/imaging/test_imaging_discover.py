@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +215,23 @@ def test_fingerprint_follows_the_bytes(tmp_path: Path) -> None:
 def test_missing_folder_is_empty() -> None:
     discovery = _modality().discover(Path("/nonexistent/site/imaging"))
     assert (discovery.found, discovery.items, discovery.rejections) == (0, [], [])
+
+
+def test_malformed_values_are_read_without_a_warning_that_quotes_them(tmp_path: Path) -> None:
+    """pydicom warns about a value its VR does not allow and quotes it; a malformed date or identifier
+    must not reach stderr or a log that way, whether discovery or read meets it."""
+    ds = _ct(patient="MRN-" + "7" * 70, date="2020-01-31")  # a 74-character LO and a DA with hyphens
+    ds.PatientBirthDate = "1957-03-12"
+    ds.PatientName = "Doe^Jane^" + "x" * 80
+    ds.StudyInstanceUID = "1.2.3.4.MRN7"  # letters: not a valid UI
+    with pydicom.config.disable_value_validation():
+        _save(ds, tmp_path / "imaging" / "odd.dcm")
+    modality = _modality()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        items = modality.discover(tmp_path / "imaging").items
+        modality.read(items[0])
+    assert items and items[0].patient_id == ds.PatientID
+    quoted = [str(w.message) for w in caught if any(value in str(w.message) for value in (
+        "2020-01-31", "1957-03-12", "MRN7", "Doe^Jane", "7777"))]
+    assert not quoted
