@@ -3,10 +3,11 @@
 * ``prepare_over_raw``: throughput of the imaging path of ``site prepare`` (header discovery,
   fingerprinting, decoding, PS3.15 de-identification, MONAI transforms, cache write) with its default
   processes (this one and ``workers - 1`` forked), divided by the throughput of bare
-  ``pydicom.dcmread(f).pixel_array`` in one process over the same DICOM files. Target >= 0.7. ``prepare_over_raw_one_worker`` is the same
-  pipeline in one process, the like-for-like per-core cost; ``prepare_over_raw_<site>`` is the ratio
-  per site, since sites with one file per image and sites with multi-slice series differ: prepare
-  decodes only the central frame of a series (the one the model sees), raw decodes every file.
+  ``pydicom.dcmread(f).pixel_array`` in one process over the same DICOM files. Target >= 0.7.
+  ``prepare_over_raw_one_worker`` is the same pipeline in one process, the like-for-like per-core cost;
+  ``prepare_over_raw_<site>`` is the ratio per site, since sites with one file per image and sites with
+  multi-slice series differ: prepare decodes only the central frame of a series (the one the model
+  sees), raw decodes every file.
 * ``uncached_over_cached``: an epoch that reads, de-identifies and featurises every cohort item from
   the raw files, divided by an epoch that loads the same features from the cache; per site kind
   (``..._compressed`` on the RLE site, ``..._uncompressed`` on the others). Targets >= 20x / >= 5x.

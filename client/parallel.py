@@ -5,9 +5,10 @@ do. Workers write their cache entries themselves and return only small outcomes:
 between processes.
 
 This process works too, beside ``workers - 1`` forked ones, instead of waiting on a pool of
-``workers``. On the 2-core machines measured, a site's imaging prepare (discovery, then featurising)
-took about 16% less time than with a PyTorch DataLoader of two workers: one fork instead of two per
-map, and no core left to a parent that only collects results (``benchmarks/site_pipeline.py``).
+``workers``: one fork instead of two per map on two cores, and no core left to a parent that only
+collects results. The imaging prepare of the three synthetic sites (discovery, then featurising) took
+877 ms against 1,068 ms with a PyTorch DataLoader of two workers (medians of 5, 2026-12-05;
+``docs/benchmarks.md``, site pipeline).
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ RunFn = Callable[[Sequence[Any]], list[Any]]
 """Results for a run of consecutive inputs, one per input."""
 
 
-def _runs(count: int, processes: int) -> int:
-    """The run length for ``count`` inputs shared by ``processes``."""
+def _run_length(count: int, processes: int) -> int:
+    """How many consecutive inputs go out together when ``count`` are shared by ``processes``: a result's
+    round trip through a pipe costs about what a file's discovery does, so inputs do not go one by one."""
     return max(1, min(MAX_RUN, -(-count // (processes * CHUNKS_PER_WORKER))))
 
 
@@ -92,7 +94,7 @@ class _Runs:
 
     def __init__(self, fn: RunFn, inputs: Sequence[Any], processes: int) -> None:
         self.fn, self.inputs = fn, inputs
-        self.size = _runs(len(inputs), processes)
+        self.size = _run_length(len(inputs), processes)
         self.count = -(-len(inputs) // self.size)
         self._next = multiprocessing.get_context("fork").Value("i", 0)
 
@@ -176,7 +178,7 @@ def _ordered_map(fn: RunFn, inputs: Sequence[Any], workers: int) -> Iterator[Any
     workers = min(workers, len(inputs) // MIN_ITEMS_PER_WORKER)
     if workers > 1:
         return _shared_map(fn, inputs, workers)
-    size = _runs(len(inputs), 1)
+    size = _run_length(len(inputs), 1)
     return (result for start in range(0, len(inputs), size) for result in fn(inputs[start:start + size]))
 
 
