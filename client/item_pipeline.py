@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
+    key: str
+    """The item's cache key (keyed on the pseudonym, the input bytes and the feature recipe)."""
     features: dict[str, Any] | None
     rejection: Rejection | None = None
     cached: bool = False
@@ -67,14 +69,14 @@ class ItemPipeline:
         outcomes = []
         for n, key in enumerate(keys):
             if n in hits:
-                outcomes.append(Outcome(hits[n], cached=True))
+                outcomes.append(Outcome(key, hits[n], cached=True))
             elif isinstance(values[n], Rejection):
-                outcomes.append(Outcome(None, values[n]))
+                outcomes.append(Outcome(key, None, values[n]))
             elif cache is None:
-                outcomes.append(Outcome(values[n]))
+                outcomes.append(Outcome(key, values[n]))
             else:
                 cache.save(key, values[n])
-                outcomes.append(Outcome(values[n], written=True))
+                outcomes.append(Outcome(key, values[n], written=True))
         return outcomes
 
     def _step(self, item: Item, stage: Callable[[Any], Any], value: Any) -> Any:

@@ -49,9 +49,8 @@ class Task:
 @dataclass(frozen=True)
 class Done:
     task: Task
-    key: str
     outcome: Outcome
-    """Without features (they are in the cache, or not needed): only what the report counts."""
+    """Without features (they are in the cache, or not needed): its cache key and what the report counts."""
 
 
 def _featurise_run(tasks: Sequence[Task], pipelines: dict[str, ItemPipeline], pseudonymiser: Pseudonymiser,
@@ -63,10 +62,9 @@ def _featurise_run(tasks: Sequence[Task], pipelines: dict[str, ItemPipeline], ps
         mine = [n for n, task in enumerate(tasks) if task.modality == modality]
         ctxs = [DeidContext(pseudonymiser, tasks[n].pseudonym, index_date) for n in mine]
         outcomes = pipeline.features_of([tasks[n].item for n in mine], ctxs)
-        for n, ctx, outcome in zip(mine, ctxs, outcomes, strict=True):
+        for n, outcome in zip(mine, outcomes, strict=True):
             accepted = {} if outcome.features is not None else None
-            key = pipeline.cache_key(tasks[n].item, ctx)
-            done[n] = Done(tasks[n], key, replace(outcome, features=accepted))
+            done[n] = Done(tasks[n], replace(outcome, features=accepted))
     return [done[n] for n in range(len(tasks))]
 
 

@@ -124,7 +124,7 @@ class Site:
         for done, result in enumerate(results, start=1):
             self._count(report, result.task.modality, result.outcome)
             if result.outcome.features is not None:
-                patients[result.task.pseudonym].entries[result.task.modality] = result.key
+                patients[result.task.pseudonym].entries[result.task.modality] = result.outcome.key
             if progress:
                 progress("images and genomics", done, len(tasks))
         included = {p: pt for p, pt in patients.items() if pt.label is not None}
@@ -192,7 +192,7 @@ class Site:
             return "cohort.records-rejected"
         patient.label = int(outcome.features["label"])
         patient.sensitive = dict(outcome.features["sensitive"])
-        patient.entries[RECORDS] = pipeline.cache_key(record_item, ctx)
+        patient.entries[RECORDS] = outcome.key
         return None
 
     def _previous_cohort(self) -> frozenset[str]:
