@@ -16,12 +16,14 @@ every model is trained centrally (``train_pooled`` over all sites' train splits)
 * ``dp8_over_nondp``, ``dp1_over_nondp``: the study's default variant trained with DP-SGD at
   (epsilon 8 or 1, delta 1e-5; a fresh ledger each) / the same variant and plan without DP.
 
-Each seed is a federation of its own: generated with that seed and prepared into fresh STATE folders,
-whose new keys give a new patient-level split (the split is by a keyed hash of the pseudonyms). Every
-configuration is trained once per seed on that seed's federation (model init, modality dropout,
-sampling and DP noise follow the seed too), so the medians over seeds cover the population, the split
-and training; with one split for every seed, 138 held-out patients moved AUROCs by a few hundredths
-from run to run, more than the targets' margins. Ratios are taken of the medians. The DP and non-DP
+Each seed is a federation of its own: generated with that seed and prepared into fresh STATE folders
+whose pseudonym keys are derived from the seed (:func:`seeded_pseudonym_key`), so each seed has a
+patient-level split of its own (the split is by a keyed hash of the pseudonyms) and every run of the
+benchmark has the same ones. Every configuration is trained once per seed on that seed's federation
+(model init, modality dropout, sampling and DP noise follow the seed too), so the medians over seeds
+cover the population, the split and training, and two versions of the code are compared on the same
+patients: with fresh random keys, runs of the same code differed by 0.04 in ``dp1_over_nondp``, and one
+split for every seed moved AUROCs by a few hundredths. Ratios are taken of the medians. The DP and non-DP
 models share one plan (rounds x local epochs, learning rate, batch); by default the plan the default
 study ships (5 rounds x 2 epochs, batch 16, Adam 0.04; the DP models clip at 0.1), so the figures are
 those of the model the demo trains, without federation. Last line: JSON.
@@ -30,6 +32,7 @@ those of the model the demo trains, without federation. Last line: JSON.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import statistics
@@ -51,7 +54,9 @@ from polyclinic.study import Study, default_study
 from polyclinic.synth import generate
 from privacy.dp_settings import DPSettings
 from privacy.dp_training import train_pooled
+from privacy.keys import keys_dir
 from privacy.ledger import PrivacyLedger
+from privacy.pseudonym import PSEUDONYM_KEY
 
 MODALITIES = ("imaging", "records", "genomics")
 VARIANTS = ("concat", "gated", "perceiver", "late")
@@ -90,12 +95,22 @@ class Masked(Dataset):
         return sample
 
 
+def seeded_pseudonym_key(state: Path, seed: int, site: str) -> None:
+    """Write ``state``'s pseudonym key as a hash of ``seed`` and ``site``, before the site first runs: the
+    split follows the key, so the benchmark's splits repeat from run to run. For synthetic benchmark
+    hospitals only: a real site's key must be secret and random (:mod:`privacy.keys`)."""
+    path = keys_dir(state) / f"{PSEUDONYM_KEY}.key"
+    path.touch(mode=0o600, exist_ok=False)
+    path.write_bytes(hashlib.sha256(f"benchmarks/utility.py\0{seed}\0{site}".encode()).digest())
+
+
 def prepare(work: Path, study: Study, sites: int, patients: int, seed: int = 0) -> Federation:
     """Generate the hospitals, run each site's pipeline into its own STATE, load its two splits."""
     truth = generate(work / "sites", sites=sites, patients=patients, seed=seed)
     train, validation = [], {}
     for site in truth.sites:
         state = work / "state" / site.id
+        seeded_pseudonym_key(state, seed, site.id)
         Site(work / "sites" / site.id, study, state).run(build_cache=True)
         train.append(CohortDataset(state, study, "train"))
         validation[site.id] = CohortDataset(state, study, "validation")

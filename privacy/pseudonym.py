@@ -14,6 +14,8 @@ from pathlib import Path
 from privacy.keys import load_or_create_secret
 
 PATIENT_PREFIX = "p-"
+PSEUDONYM_KEY = "pseudonym"
+"""The name of the site secret pseudonyms are keyed with: ``STATE/keys/pseudonym.key``."""
 UID_ROOT = "2.25."  # ISO/IEC 9834-8 UUID-derived OIDs: valid DICOM UIDs needing no registered root
 
 
@@ -28,7 +30,7 @@ class Pseudonymiser:
     @classmethod
     def for_state(cls, state: Path) -> Pseudonymiser:
         """The site's pseudonymiser, creating its secret on first use."""
-        return cls(load_or_create_secret(state, "pseudonym"))
+        return cls(load_or_create_secret(state, PSEUDONYM_KEY))
 
     def _digest(self, purpose: str, value: str) -> bytes:
         return hmac.new(self._secret, f"{purpose}\0{value}".encode(), hashlib.sha256).digest()

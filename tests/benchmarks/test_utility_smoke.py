@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from polyclinic.study import default_study
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "utility.py"
 RATIOS = ("fusion_over_best_single", "missing_modality_over_best_single", "worst_missing_over_best_single",
           "dp8_over_nondp", "dp1_over_nondp")
@@ -32,3 +36,20 @@ def test_utility_benchmark_reports_every_ratio_from_its_aurocs() -> None:
     assert result["worst_missing_over_best_single"] == min(missing.values()) / best_single
     assert set(result["best_fusion_auroc_per_site"]) == {"hospital-a", "hospital-b", "hospital-c"}
     assert all(0 <= v <= 1 for group in ("fusion", "single_modality") for v in auroc[group].values())
+
+
+def test_a_seed_prepares_the_same_split_in_every_run(tmp_path: Path) -> None:
+    """The pseudonym key, and with it the split, follows the seed, so runs compare code on the same
+    patients; with a fresh random key per run the train patients (and their order) would differ."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from utility import batch_of, prepare
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    study = default_study()
+
+    def train_records(folder: str) -> torch.Tensor:
+        return batch_of(prepare(tmp_path / folder, study, 1, 30, seed=0).train[0])["records"]
+
+    first, again = train_records("first"), train_records("again")
+    assert torch.equal(first, again)
