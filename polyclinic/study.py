@@ -89,12 +89,12 @@ Clipping: DP-SGD's noise is proportional to the clipping norm. The default model
 norms are 1.5-3.2 at initialisation (10th-90th percentile) and 0.1-2.7 once trained (median 0.8), so at a
 norm of 1 most trained examples' gradients sat below the norm the noise was sized for; at 0.1 nearly every
 example is clipped to the same length and counts fully against the noise. Adam's steps do not depend on
-the gradient's scale, so the learning rate stays as it was. Paired on the
-same federations (in-process, held-out AUROC medians, 2026-12-05, seventh session): pooled, 10 seeds,
-epsilon 1 0.776 -> 0.778 and epsilon 8 0.821 -> 0.827 (0.25 and 0.05: 0.774 / 0.825 and 0.779 / 0.829;
-another 10 seeds at 0.25: epsilon 1 0.780 -> 0.798, higher in 9 and level in 1); FedAvg over each site's own
-budget, 3 x 200, 6 seeds: epsilon 1 0.738 -> 0.757, epsilon 8 0.830 -> 0.832; 3 x 120, 8 seeds: epsilon 8
-0.829 -> 0.832 (higher in 4 seeds, lower in 4).
+the gradient's scale, so the learning rate stays as it was. Paired on the same federations (in-process,
+held-out AUROC medians, 2026-12-05, seventh session): pooled, 10 seeds, epsilon 1 0.776 -> 0.778 and
+epsilon 8 0.821 -> 0.827 (0.25 and 0.05: 0.774 / 0.825 and 0.779 / 0.829; another 10 seeds at 0.25:
+epsilon 1 0.780 -> 0.798, higher in 9 and level in 1); FedAvg over each site's own budget, 3 x 200, 6
+seeds: epsilon 1 0.738 -> 0.757, epsilon 8 0.830 -> 0.832; 3 x 120, 8 seeds: epsilon 8 0.829 -> 0.832
+(higher in 4 seeds, lower in 4). ``docs/benchmarks.md`` (utility) has these and the benchmark's runs.
 
 A site of ~80 training patients takes about 10 noisy steps a round, and DP noise dominates each one, so Adam
 (which moves every weight by about the learning rate per step) needs a larger rate than without DP. In-process

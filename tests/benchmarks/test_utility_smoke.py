@@ -12,6 +12,11 @@ import torch
 from polyclinic.study import default_study
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "utility.py"
+if str(SCRIPT.parent) not in sys.path:
+    sys.path.insert(0, str(SCRIPT.parent))  # the benchmarks are scripts importing their sibling module
+
+from utility import batch_of, prepare  # noqa: E402
+
 RATIOS = ("fusion_over_best_single", "missing_modality_over_best_single", "worst_missing_over_best_single",
           "dp8_over_nondp", "dp1_over_nondp")
 
@@ -41,11 +46,6 @@ def test_utility_benchmark_reports_every_ratio_from_its_aurocs() -> None:
 def test_a_seed_prepares_the_same_split_in_every_run(tmp_path: Path) -> None:
     """The pseudonym key, and with it the split, follows the seed, so runs compare code on the same
     patients; with a fresh random key per run the train patients (and their order) would differ."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        from utility import batch_of, prepare
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
     study = default_study()
 
     def train_records(folder: str) -> torch.Tensor:
