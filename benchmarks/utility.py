@@ -54,7 +54,7 @@ from polyclinic.study import Study, default_study
 from polyclinic.synth import generate
 from privacy.dp_settings import DPSettings
 from privacy.dp_training import train_pooled
-from privacy.keys import keys_dir
+from privacy.keys import keys_dir, secret_path
 from privacy.ledger import PrivacyLedger
 from privacy.pseudonym import PSEUDONYM_KEY
 
@@ -99,7 +99,8 @@ def seeded_pseudonym_key(state: Path, seed: int, site: str) -> None:
     """Write ``state``'s pseudonym key as a hash of ``seed`` and ``site``, before the site first runs: the
     split follows the key, so the benchmark's splits repeat from run to run. For synthetic benchmark
     hospitals only: a real site's key must be secret and random (:mod:`privacy.keys`)."""
-    path = keys_dir(state) / f"{PSEUDONYM_KEY}.key"
+    keys_dir(state)
+    path = secret_path(state, PSEUDONYM_KEY)
     path.touch(mode=0o600, exist_ok=False)
     path.write_bytes(hashlib.sha256(f"benchmarks/utility.py\0{seed}\0{site}".encode()).digest())
 

@@ -42,7 +42,7 @@ from compliance.audit_chain import (
 )
 from compliance.audit_events import canonical_details, check_actor
 from privacy.durable import immediate_transaction
-from privacy.keys import keys_dir, load_or_create_secret
+from privacy.keys import keys_dir, load_or_create_secret, secret_path
 
 SIGNING_KEY = "audit-ed25519"
 """``STATE/keys/audit-ed25519.key`` (private seed) and ``STATE/keys/audit-ed25519.pub`` (PEM)."""
@@ -101,7 +101,7 @@ class AuditTrail:
         could never continue it, and the original key must be restored from backup.
         """
         state = Path(state)
-        key_file = state / "keys" / f"{SIGNING_KEY}.key"
+        key_file = secret_path(state, SIGNING_KEY)
         if (state / AUDIT_FILE).is_file() and not key_file.exists():
             raise AuditKeyError(f"{state / AUDIT_FILE} exists but its signing key {key_file} is missing; "
                                 "restore the key from backup (a new key cannot continue the trail)")

@@ -17,8 +17,9 @@ from compliance.audit_chain import AuditUnreadable
 from compliance.consent import decide
 from compliance.gdpr_requests import AccessReport, Holdings, serve_access, serve_erasure
 from modalities.base import Item, Rejection
+from privacy.keys import secret_path
 from privacy.ledger import LedgerError
-from privacy.pseudonym import Pseudonymiser
+from privacy.pseudonym import PSEUDONYM_KEY, Pseudonymiser
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, site: Site, patient_id: str) -> int:
-    known_key = (site.state / "keys" / "pseudonym.key").is_file()
+    known_key = secret_path(site.state, PSEUDONYM_KEY).is_file()
     pseudonymiser = Pseudonymiser.for_state(site.state)
     pseudonym = pseudonymiser.patient(patient_id)
     erase = args.gdpr_command == "erase"

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 KEY_BYTES = 32
+KEYS_FOLDER = "keys"
 
 
 class UntrustedKeyError(PermissionError):
@@ -22,10 +23,15 @@ class UntrustedKeyError(PermissionError):
 
 def keys_dir(state: Path) -> Path:
     """``STATE/keys``, created with mode 0700 if missing."""
-    folder = state / "keys"
+    folder = state / KEYS_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     return folder
+
+
+def secret_path(state: Path, name: str) -> Path:
+    """``STATE/keys/<name>.key``; creates nothing, so asking whether a key exists never makes its folder."""
+    return state / KEYS_FOLDER / f"{name}.key"
 
 
 def load_or_create_secret(state: Path, name: str) -> bytes:
@@ -34,8 +40,7 @@ def load_or_create_secret(state: Path, name: str) -> bytes:
     The secret is written in full to a private temporary file and then hard-linked into place, which
     fails if the key exists: a racing process never sees a half-written key, and only one key wins.
     """
-    folder = keys_dir(state)
-    path = folder / f"{name}.key"
+    folder, path = keys_dir(state), secret_path(state, name)
     if path.exists():
         return _read_secret(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}-")  # mkstemp creates it with mode 0600
