@@ -24,7 +24,9 @@ ServerApp and ClientApp over Ray) in a fresh child process, on synthetic hospita
   same (epsilon, delta), a fresh ledger); medians over seeds. Each seed is its own federation (generated
   with the seed, its own keyed split), and seeds the initial model and the pooled run's sampling and
   noise; the sites draw their DP noise from OS entropy, as in production. With one split for all seeds,
-  runs of the same code gave 0.993 and 1.024.
+  runs of the same code gave 0.993 and 1.024. The sites' pseudonym keys are derived from the seed, as in
+  ``benchmarks/utility.py``, so every run has the same splits (until 2026-12-05 they were random, and
+  every run drew new ones).
 * ``secagg_over_plain``: measured by ``benchmarks/secure_aggregation.py`` (10 sites), not here.
 
 The machine is shared: runs alternate federated and pooled, every figure is a median. Last line: JSON.
@@ -47,6 +49,7 @@ from typing import Any
 
 import torch
 from federation_probe import RunTiming, ray_startup_seconds, timed_simulation
+from utility import seeded_pseudonym_key
 
 from client.cohort_dataset import CohortDataset
 from client.site import Site
@@ -106,11 +109,13 @@ class Prepared:
 
 
 def prepare(work: Path, sites: int, patients: int, study: Study, seed: int = 0) -> Prepared:
-    """Generate the hospitals and build every site's de-identified cache once."""
+    """Generate the hospitals and build every site's de-identified cache once, with pseudonym keys derived
+    from ``seed`` (``utility.seeded_pseudonym_key``), so every run of the benchmark has the same splits."""
     started = time.perf_counter()
     truth = generate(work / "sites", sites=sites, patients=patients, seed=seed, epsilon=EPSILON)
     generated = time.perf_counter()
     for site in truth.sites:
+        seeded_pseudonym_key(work / "pristine" / site.id, seed, site.id)
         Site(work / "sites" / site.id, study, work / "pristine" / site.id).run(build_cache=True)
     ids = [site.id for site in truth.sites]
     return Prepared(work / "sites", work / "pristine", ids, generated - started,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 if str(BENCHMARKS) not in sys.path:
@@ -17,6 +18,9 @@ if str(BENCHMARKS) not in sys.path:
 
 import federation  # noqa: E402
 from federation_probe import PAGE_BYTES, PeakMemory, RoundTiming, RunTiming, process_tree, tree_rss_bytes  # noqa: E402
+from utility import batch_of  # noqa: E402
+
+from client.cohort_dataset import CohortDataset  # noqa: E402
 
 MB = 1024 * 1024
 
@@ -83,3 +87,15 @@ def test_a_tiny_federation_runs_every_step_of_the_benchmark(tmp_path: Path) -> N
     federated = federation.held_out(study, weights, prepared)
     pooled = federation.held_out(study, federation.pooled_weights(study, prepared, 0, tmp_path), prepared)
     assert federated is not None and pooled is not None and 0 <= federated <= 1 and 0 <= pooled <= 1
+
+
+def test_a_seed_prepares_the_same_split_in_every_run(tmp_path: Path) -> None:
+    """As in utility.py, the pseudonym keys (and so the split) follow the seed, so runs of the benchmark
+    compare code on the same patients."""
+    study = federation.study_for(rounds=1, batch=8, accountant="rdp")
+
+    def train_records(folder: str) -> torch.Tensor:
+        prepared = federation.prepare(tmp_path / folder, sites=1, patients=30, study=study, seed=3)
+        return batch_of(CohortDataset(prepared.pristine / prepared.ids[0], study, "train"))["records"]
+
+    assert torch.equal(train_records("first"), train_records("again"))
