@@ -43,7 +43,7 @@ def predict(model: FusionModel, batch: Batch) -> Prediction:
                 deltas[name] = probability - torch.sigmoid(model.fuse(batch, without).logits)
             attention = {}
             if full.mass is not None:
-                attention = dict(zip(model.modalities, full.mass.unbind(1), strict=True))
+                attention = dict(zip(model.fused_modalities, full.mass.unbind(1), strict=True))
     finally:
         model.train(was_training)
     return Prediction(probability, deltas, attention)

@@ -44,10 +44,16 @@ def mask_key(modality: str) -> str:
 class FusionModel(nn.Module):
     """``forward(batch) -> logits (B,)``; modality dropout only in training mode."""
 
-    def __init__(self, encoders: dict[str, nn.Module], settings: FusionSettings) -> None:
+    def __init__(self, encoders: dict[str, nn.Module], settings: FusionSettings,
+                 linear_terms: dict[str, nn.Linear] | None = None) -> None:
+        """``linear_terms``: modalities that bypass the fusion, each a ``Linear(width, 1)`` of its own input
+        vector (the batch key is the modality's name) whose output is added to the fused logit."""
         super().__init__()
         self.settings = settings
-        self.modalities = tuple(encoders)
+        self.linear_terms = nn.ModuleDict(linear_terms or {})
+        self.modalities = (*encoders, *self.linear_terms)
+        self.fused_modalities = tuple(encoders)
+        """The modalities the fusion sees, in the order of its tokens and its attention ``mass``."""
         self.encoders = nn.ModuleDict(encoders)
         self.fusion = create_fusion(settings.fusion, settings, tuple(e.tokens for e in encoders.values()))
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -79,7 +85,13 @@ class FusionModel(nn.Module):
             present = masks[:, index] > 0.5
             inputs = [_zero_where_absent(_get(batch, key), present) for key in encoder.inputs]
             tokens.append(encoder(*inputs))
-        return self.fusion(tokens, masks)
+        fused = self.fusion(tokens, masks[:, :len(tokens)])
+        logits = fused.logits
+        for index, (name, term) in enumerate(self.linear_terms.items(), start=len(tokens)):
+            present = masks[:, index] > 0.5
+            value = term(_zero_where_absent(_vector(batch, name, term.in_features), present)).squeeze(-1)
+            logits = logits + torch.where(present, value, torch.zeros((), dtype=value.dtype))
+        return FusionOutput(logits, fused.mass)
 
 
 def _get(batch: Batch, key: str) -> torch.Tensor:
@@ -88,6 +100,15 @@ def _get(batch: Batch, key: str) -> torch.Tensor:
     except KeyError:
         raise KeyError(f"batch has no {key!r}; a batch needs image, records, genome, genome_missing and "
                        "imaging_mask, records_mask, genomics_mask (see client.cohort_dataset)") from None
+
+
+def _vector(batch: Batch, key: str, width: int) -> torch.Tensor:
+    """``batch[key]`` checked to be ``(B, width)``: a linear term's input, e.g. the records vector."""
+    tensor = _get(batch, key)
+    if tensor.dim() != 2 or tensor.shape[1] != width:
+        raise ValueError(f"{key}: expected a (B, {width}) tensor (one column per "
+                         f"modalities.records.feature_names), got {tuple(tensor.shape)}")
+    return tensor
 
 
 def _zero_where_absent(tensor: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -101,14 +122,14 @@ def create_model(study: StudyLike, settings: FusionSettings | None = None) -> Fu
     imaging = ImagingEncoder(study.imaging.spatial_size, settings.d_model, settings.image_grid)
     if settings.freeze_image_features:
         imaging.features.requires_grad_(False)
-    encoders: dict[str, nn.Module] = {
-        "imaging": imaging,
-        "records": RecordsEncoder(len(feature_names(study.records)), settings.d_model,
-                                  settings.records_tokens),
-        "genomics": GenomicsEncoder(len(study.genomics.gene_panel), settings.d_model, settings.pathway_size,
-                                    reference=study.genomics.reference_profile()),
-    }
-    return FusionModel(encoders, settings)
+    genomics = GenomicsEncoder(len(study.genomics.gene_panel), settings.d_model, settings.pathway_size,
+                               reference=study.genomics.reference_profile())
+    records_width = len(feature_names(study.records))
+    if settings.linear_records:
+        return FusionModel({"imaging": imaging, "genomics": genomics}, settings,
+                           {"records": nn.Linear(records_width, 1)})
+    records = RecordsEncoder(records_width, settings.d_model, settings.records_tokens)
+    return FusionModel({"imaging": imaging, "records": records, "genomics": genomics}, settings)
 
 
 def count_trainable_parameters(model: nn.Module) -> int:

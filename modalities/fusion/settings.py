@@ -40,6 +40,12 @@ class FusionSettings(Settings):
     number of trained weights while a site's signal does not, so on small cohorts fewer trained weights
     can learn more; frozen layers also cost DP-SGD nothing."""
 
+    linear_records: bool = False
+    """The records enter as one linear term of their fixed-scale columns (age, sex, labs with missing
+    flags, comorbidity flags), added to the fused logit, instead of through an encoder and the fusion:
+    the "wide" part of Wide & Deep (Cheng et al. 2016). One weight per column and a bias, where an
+    encoder trains hundreds; ``polyclinic/study.py`` has why the default study uses it."""
+
     @model_validator(mode="after")
     def _heads_divide_width(self) -> FusionSettings:
         if self.d_model % self.heads:

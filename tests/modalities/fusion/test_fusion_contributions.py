@@ -27,7 +27,7 @@ def batch(n: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def test_contributions_are_the_probability_lost_without_each_modality() -> None:
-    net = create_model(default_study())
+    net = create_model(default_study(), FusionSettings(fusion="late"))  # every modality through the fusion
     net.fusion = PresenceFusion()
     data = batch()
     masks = net.masks(data)
