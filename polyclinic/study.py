@@ -58,8 +58,11 @@ benchmark's, held-out AUROC medians), encoder -> linear term:
   seeds of 12 at every budget but epsilon 8, higher in all 12);
 - FedAvg over each site's own DPTrainer and budget, 8 seeds: non-DP 0.839 -> 0.852, epsilon 8 0.798 ->
   0.844, epsilon 1 0.712 -> 0.766 (higher in all 8 seeds at every budget).
+At the demo's size (3 x 120, ~10 DP steps a site per round) it does worse at epsilon 8: ``federation.py``
+federated 0.810 -> 0.791 (3 seeds, lower in each), in-process FedAvg lower in 6 seeds of 8. The linear term
+learns slowly in short rounds (``modalities/fusion/late.py``); ``docs/benchmarks.md`` has the figures.
 What it cannot learn is an interaction between record columns (a lab that matters only with a comorbidity);
-a study that needs one sets ``linear-records = false``.
+a study that needs one, or has such small sites, sets ``linear-records = false``.
 
 ``late`` averages each modality's tokens before its term, so token counts that only matter to attention
 cost it. Two records tokens were two linear projections of one hidden layer, and their average is one
