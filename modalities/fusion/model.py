@@ -23,7 +23,7 @@ from modalities.genomics.settings import GenomicsSettings
 from modalities.imaging.encoder import ImagingEncoder
 from modalities.imaging.settings import ImagingSettings
 from modalities.records import feature_names
-from modalities.records.encoder import RecordsEncoder
+from modalities.records.encoder import RecordsEncoder, checked_records
 from modalities.records.settings import RecordsSettings
 
 Batch = Mapping[str, torch.Tensor]
@@ -47,7 +47,8 @@ class FusionModel(nn.Module):
     def __init__(self, encoders: dict[str, nn.Module], settings: FusionSettings,
                  linear_terms: dict[str, nn.Linear] | None = None) -> None:
         """``linear_terms``: modalities that bypass the fusion, each a ``Linear(width, 1)`` of its own input
-        vector (the batch key is the modality's name) whose output is added to the fused logit."""
+        vector (the batch key is the modality's name) whose output is added to the fused logit; only the
+        records vector, so far (:func:`create_model`)."""
         super().__init__()
         self.settings = settings
         self.linear_terms = nn.ModuleDict(linear_terms or {})
@@ -89,7 +90,8 @@ class FusionModel(nn.Module):
         logits = fused.logits
         for index, (name, term) in enumerate(self.linear_terms.items(), start=len(tokens)):
             present = masks[:, index] > 0.5
-            value = term(_zero_where_absent(_vector(batch, name, term.in_features), present)).squeeze(-1)
+            value = term(_zero_where_absent(checked_records(_get(batch, name), term.in_features),
+                                            present)).squeeze(-1)
             logits = logits + torch.where(present, value, torch.zeros((), dtype=value.dtype))
         return FusionOutput(logits, fused.mass)
 
@@ -100,15 +102,6 @@ def _get(batch: Batch, key: str) -> torch.Tensor:
     except KeyError:
         raise KeyError(f"batch has no {key!r}; a batch needs image, records, genome, genome_missing and "
                        "imaging_mask, records_mask, genomics_mask (see client.cohort_dataset)") from None
-
-
-def _vector(batch: Batch, key: str, width: int) -> torch.Tensor:
-    """``batch[key]`` checked to be ``(B, width)``: a linear term's input, e.g. the records vector."""
-    tensor = _get(batch, key)
-    if tensor.dim() != 2 or tensor.shape[1] != width:
-        raise ValueError(f"{key}: expected a (B, {width}) tensor (one column per "
-                         f"modalities.records.feature_names), got {tuple(tensor.shape)}")
-    return tensor
 
 
 def _zero_where_absent(tensor: torch.Tensor, present: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,15 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def checked_records(records: torch.Tensor, features: int) -> torch.Tensor:
+    """``records`` if it is ``(B, features)``, else an error naming the width a batch of another study has
+    wrong; every layer that reads the records vector goes through this."""
+    if records.dim() != 2 or records.shape[1] != features:
+        raise ValueError(f"records: expected a (B, {features}) tensor (one column per "
+                         f"modalities.records.feature_names), got {tuple(records.shape)}")
+    return records
+
+
 class RecordsEncoder(nn.Module):
     """``records`` ``(B, F)``, on the fixed scale ``feature_names`` states -> ``(B, tokens, d_model)``."""
 
@@ -30,8 +39,5 @@ class RecordsEncoder(nn.Module):
         self.project = nn.Linear(2 * d_model, tokens * d_model)
 
     def forward(self, records: torch.Tensor) -> torch.Tensor:
-        if records.dim() != 2 or records.shape[1] != self.features:
-            raise ValueError(f"records: expected a (B, {self.features}) tensor (one column per "
-                             f"modalities.records.feature_names), got {tuple(records.shape)}")
-        flat = self.project(F.gelu(self.hidden(records)))
+        flat = self.project(F.gelu(self.hidden(checked_records(records, self.features))))
         return flat.view(records.shape[0], self.tokens, self.d_model)
